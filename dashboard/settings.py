@@ -1,0 +1,232 @@
+"""Settings, all read from the environment (see .env.example for every variable).
+
+With DJANGO_DEBUG off (the default), every secret must be given explicitly and a
+missing one stops start-up with ImproperlyConfigured. With DJANGO_DEBUG on, missing
+secrets are generated once into .local/dev-secrets.json (git-ignored), so a fresh
+clone runs without any set-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env_str(name)
+    if not value:
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {value!r}.")
+
+
+def env_int(name: str, default: int) -> int:
+    value = env_str(name)
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}.") from None
+
+
+def env_float(name: str, default: float) -> float:
+    value = env_str(name)
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}.") from None
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
+
+_DEV_SECRETS_FILE = BASE_DIR / ".local" / "dev-secrets.json"
+
+
+def _generate_dev_secret(name: str) -> str:
+    if name == "FIELD_ENCRYPTION_KEYS":
+        from cryptography.fernet import Fernet
+
+        return Fernet.generate_key().decode()
+    return secrets.token_urlsafe(50)
+
+
+def env_secret(name: str) -> str:
+    """A secret from the environment; in development, a generated one kept in .local/."""
+    value = env_str(name)
+    if value:
+        return value
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            f"{name} is not set. It is required when DJANGO_DEBUG is off; "
+            "see .env.example and the README's deployment section."
+        )
+    stored: dict[str, str] = {}
+    if _DEV_SECRETS_FILE.exists():
+        stored = json.loads(_DEV_SECRETS_FILE.read_text())
+    if name not in stored:
+        stored[name] = _generate_dev_secret(name)
+        _DEV_SECRETS_FILE.parent.mkdir(exist_ok=True)
+        _DEV_SECRETS_FILE.write_text(json.dumps(stored, indent=2))
+        _DEV_SECRETS_FILE.chmod(0o600)
+    return stored[name]
+
+
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "models_admin",
+]
+
+MIDDLEWARE = [
+    "models_admin.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "models_admin.middleware.HtmxMessagesMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+WSGI_APPLICATION = "dashboard.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "models_admin.context_processors.abilities",
+            ],
+        },
+    },
+]
+
+# Databases: SQLite by default, PostgreSQL (psycopg 3) when DATABASE_URL says so.
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE transactions take SQLite's write lock up front, so concurrent writers
+    # queue instead of failing with "database is locked" halfway through.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Cache: Redis when REDIS_URL is set (shared by every worker and host), else per-process memory.
+REDIS_URL = env_str("REDIS_URL")
+CACHES: dict[str, dict[str, Any]] = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "models_admin:model_list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# The Mistral API.
+MISTRAL_API_URL = env_str("MISTRAL_API_URL", "https://api.mistral.ai").rstrip("/")
+MISTRAL_API_TIMEOUT = env_float("MISTRAL_API_TIMEOUT", 10.0)  # seconds to wait for a response
+MISTRAL_API_CONNECT_TIMEOUT = env_float("MISTRAL_API_CONNECT_TIMEOUT", 3.0)
+MISTRAL_API_MAX_RETRIES = env_int("MISTRAL_API_MAX_RETRIES", 3)
+MISTRAL_API_RETRY_BACKOFF = env_float("MISTRAL_API_RETRY_BACKOFF", 0.5)  # first wait, seconds
+MISTRAL_API_RETRY_MAX_BACKOFF = env_float("MISTRAL_API_RETRY_MAX_BACKOFF", 8.0)
+MISTRAL_API_RETRY_BUDGET = env_float("MISTRAL_API_RETRY_BUDGET", 20.0)  # total seconds per call
+
+# Stored API keys are encrypted with these Fernet keys: the first encrypts, all decrypt.
+FIELD_ENCRYPTION_KEYS = [
+    k.strip() for k in env_secret("FIELD_ENCRYPTION_KEYS").split(",") if k.strip()
+]
+# Cached model inventories (per API key) live this long; the user's own changes drop them.
+MODEL_LIST_CACHE_SECONDS = env_int("MODEL_LIST_CACHE_SECONDS", 30)
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "models_admin.logging.RequestIdFilter"}},
+    "formatters": {
+        "text": {
+            "()": "models_admin.logging.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
+        "json": {"()": "models_admin.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # httpx logs every request line at INFO; our client logs its own summary.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,16 @@
+"""What the current user may do, for showing or hiding controls. Only cosmetic: every
+service checks the permission again before acting."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+
+def abilities(request: HttpRequest) -> dict[str, bool]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {
+        "can_change": user.has_perm("models_admin.change_models"),
+        "can_delete": user.has_perm("models_admin.delete_models"),
+    }

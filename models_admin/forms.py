@@ -1,0 +1,201 @@
+"""One small form per action. Constraints live here, so services receive clean data."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django import forms
+from django.contrib.auth.models import User
+from django.contrib.auth.password_validation import validate_password
+
+from models_admin.inventory import SORTS, ModelQuery
+from models_admin.roles import Role
+
+# Upstream limits are undocumented; these are the sandbox's, and Mistral's 422s are
+# shown as field errors anyway.
+NAME_MAX = 128
+DESCRIPTION_MAX = 2048
+API_KEY_MAX = 200
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class ApiKeyForm(forms.Form):
+    api_key = forms.CharField(
+        label="Mistral API key",
+        max_length=API_KEY_MAX,
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}
+        ),
+        help_text="Stored encrypted. After saving, only its first and last characters are shown.",
+        error_messages={"required": "Enter your API key."},
+    )
+    save_unverified = forms.BooleanField(
+        label="Save it without checking (Mistral could not be reached)", required=False
+    )
+
+    def clean_api_key(self) -> str:
+        key: str = self.cleaned_data["api_key"]
+        if any(ch.isspace() for ch in key) or _CONTROL.search(key):
+            raise forms.ValidationError(
+                "An API key has no spaces, line breaks or control characters."
+            )
+        if not key.isascii() or not key.isprintable():
+            raise forms.ValidationError("An API key only has letters, digits and punctuation.")
+        return key
+
+
+class ModelFilterForm(forms.Form):
+    """The list's query-string state. Invalid values fall back to defaults: a stale or
+    hand-edited link still shows a page."""
+
+    q = forms.CharField(label="Search", required=False, max_length=200)
+    type = forms.ChoiceField(
+        required=False,
+        choices=[("", "All types"), ("base", "Base"), ("fine-tuned", "Fine-tuned")],
+    )
+    archived = forms.ChoiceField(
+        required=False,
+        choices=[("", "Archived or not"), ("no", "Not archived"), ("yes", "Archived")],
+    )
+    root = forms.CharField(required=False, max_length=200)
+    capability = forms.CharField(required=False, max_length=100)
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("-created", "Newest first"),
+            ("created", "Oldest first"),
+            ("name", "Name A–Z"),
+            ("-name", "Name Z–A"),
+            ("id", "Id A–Z"),
+            ("-id", "Id Z–A"),
+        ],
+    )
+    page = forms.IntegerField(required=False, min_value=1)
+
+    def to_query(self) -> ModelQuery:
+        self.is_valid()
+        data = {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+        sort = data.get("sort", "-created")
+        return ModelQuery(
+            q=data.get("q", ""),
+            type=data.get("type", ""),
+            archived=data.get("archived", ""),
+            root=data.get("root", ""),
+            capability=data.get("capability", ""),
+            sort=sort if sort in SORTS else "-created",
+            page=data.get("page", 1),
+        )
+
+
+class ModelEditForm(forms.Form):
+    name = forms.CharField(label="Name", required=False, max_length=NAME_MAX)
+    description = forms.CharField(
+        label="Description",
+        required=False,
+        max_length=DESCRIPTION_MAX,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+    # What the user saw when the form opened, as JSON: saving is refused if the model
+    # has changed upstream since, so nobody overwrites a change they did not see.
+    expected = forms.CharField(widget=forms.HiddenInput, max_length=20_000, strip=False)
+
+    @classmethod
+    def for_card(cls, name: str | None, description: str | None) -> ModelEditForm:
+        return cls(
+            initial={
+                "name": name or "",
+                "description": description or "",
+                "expected": json.dumps({"name": name, "description": description}),
+            }
+        )
+
+    def clean_name(self) -> str | None:
+        name: str = self.cleaned_data["name"]
+        if _CONTROL.search(name):
+            raise forms.ValidationError("A name can't contain line breaks or control characters.")
+        return name or None
+
+    def clean_description(self) -> str | None:
+        description: str = self.cleaned_data["description"]
+        if _CONTROL_BUT_NEWLINES.search(description):
+            raise forms.ValidationError("A description can't contain control characters.")
+        return description.replace("\r\n", "\n") or None
+
+    def clean_expected(self) -> dict[str, str | None]:
+        try:
+            value: Any = json.loads(self.cleaned_data["expected"])
+        except ValueError:
+            value = None
+        if not (
+            isinstance(value, dict)
+            and set(value) == {"name", "description"}
+            and all(v is None or isinstance(v, str) for v in value.values())
+        ):
+            raise forms.ValidationError("The form is out of date; reload the page.")
+        return value
+
+
+class ModelDeleteForm(forms.Form):
+    confirm_id = forms.CharField(
+        label="Type the model id to confirm",
+        max_length=300,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    reason = forms.CharField(
+        label="Reason (kept in the audit log)",
+        max_length=500,
+        min_length=3,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args: Any, model_id: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_id = model_id
+
+    def clean_confirm_id(self) -> str:
+        typed: str = self.cleaned_data["confirm_id"]
+        if typed != self.model_id:
+            raise forms.ValidationError("That is not this model's id. Type it exactly to confirm.")
+        return typed
+
+
+class AddMemberForm(forms.Form):
+    username = forms.RegexField(
+        regex=r"^[\w.@+-]+\Z",
+        max_length=150,
+        error_messages={"invalid": "Letters, digits and @ . + - _ only."},
+    )
+    email = forms.EmailField(required=False)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+    password = forms.CharField(
+        label="Initial password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Leave empty to get a one-time set-password link to hand over instead.",
+    )
+
+    def clean_username(self) -> str:
+        username: str = self.cleaned_data["username"]
+        if User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("That username is taken.")
+        return username
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        password = cleaned.get("password")
+        if password:
+            user = User(username=cleaned.get("username", ""), email=cleaned.get("email", ""))
+            try:
+                validate_password(password, user)
+            except forms.ValidationError as exc:
+                self.add_error("password", exc)
+        return cleaned
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -1,0 +1,19 @@
+"""The sandbox: a stateful, Mistral-compatible model-management API.
+
+Part of the product, not a test double: ``python manage.py sandbox`` serves it for
+offline demos and benchmarks, and the test suite serves it on 127.0.0.1:0 (see
+tests/conftest.py). The official ``mistralai`` SDK is run against it in
+tests/test_sandbox_sdk.py to keep it faithful to Mistral's contract.
+
+    with SandboxServer() as sandbox:             # serves in a daemon thread
+        sandbox.url                              # "http://127.0.0.1:<port>"
+        sandbox.state.workspace("sandbox-alice").put(card)
+        sandbox.state.faults.set(fail_status=503, fail_times=2)
+"""
+
+from __future__ import annotations
+
+from models_admin.sandbox.server import SandboxServer
+from models_admin.sandbox.state import Faults, RecordedRequest, SandboxState, Workspace, fingerprint
+
+__all__ = ["Faults", "RecordedRequest", "SandboxServer", "SandboxState", "Workspace", "fingerprint"]

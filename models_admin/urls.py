@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from django.urls import path, register_converter
+
+from models_admin.views import account, models
+
+
+class ModelIdConverter:
+    """Mistral model ids: ``mistral-small-latest``, ``ft:open-mistral-7b:b6e34a5e:20240719:20178c3c``.
+    Anything else (``/``, ``?``, ``#``, dot segments) never reaches a view."""
+
+    regex = r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,255}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(ModelIdConverter, "model_id")
+
+app_name = "models_admin"
+urlpatterns = [
+    path("models/", models.model_list, name="model_list"),
+    path("models/<model_id:model_id>/", models.model_detail, name="model_detail"),
+    path("models/<model_id:model_id>/edit/", models.model_edit, name="model_edit"),
+    path("models/<model_id:model_id>/archive/", models.model_archive, name="model_archive"),
+    path("models/<model_id:model_id>/unarchive/", models.model_unarchive, name="model_unarchive"),
+    path("models/<model_id:model_id>/delete/", models.model_delete, name="model_delete"),
+    path("account/api-key/", account.api_key, name="api_key"),
+    path("account/api-key/remove/", account.api_key_remove, name="api_key_remove"),
+    path("team/", account.team, name="team"),
+    path("team/add/", account.team_add, name="team_add"),
+    path("team/<int:user_id>/role/", account.team_role, name="team_role"),
+    path("team/<int:user_id>/active/", account.team_active, name="team_active"),
+    path(
+        "team/<int:user_id>/password-link/", account.team_password_link, name="team_password_link"
+    ),
+]

@@ -1,0 +1,2 @@
+"""Thin function-based views, one module per area: validate input, call one service,
+pick a template, respond."""

@@ -1,0 +1,174 @@
+"""The user's own API key, and the team page (team admins)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from models_admin import forms, remote, roles, services
+from models_admin.http import AuthedRequest
+from models_admin.views.common import actor, is_partial, redirect, safe_next
+
+
+@sensitive_post_parameters("api_key")
+@require_http_methods(["GET", "POST"])
+def api_key(request: AuthedRequest) -> HttpResponse:
+    """Add or replace the user's key; a rejected key is never stored."""
+    credential = services.credential_get(user=request.user)
+    next_url = safe_next(request, reverse("models_admin:model_list"))
+    form = forms.ApiKeyForm(request.POST or None)
+    offer_unverified = False
+    if request.method == "POST" and form.is_valid():
+        verify = not form.cleaned_data["save_unverified"]
+        try:
+            services.credential_save(
+                actor=actor(request), api_key=form.cleaned_data["api_key"], verify=verify
+            )
+        except remote.ApiAuthFailed:
+            form.add_error(
+                "api_key",
+                "Mistral rejected this key (it may be revoked or mistyped). Nothing was saved.",
+            )
+        except remote.ModelsApiError as exc:
+            form.add_error(
+                "api_key",
+                f"{exc.message} The key could not be checked, so it was not saved. "
+                "Try again, or tick “save it without checking”.",
+            )
+            offer_unverified = True
+        else:
+            messages.success(
+                request,
+                "API key saved." if verify else "API key saved without checking it with Mistral.",
+            )
+            return redirect(request, next_url)
+    context = {
+        "credential": credential,
+        "decryptable": credential.is_decryptable if credential else False,
+        "form": form,
+        "offer_unverified": offer_unverified,
+        "next": next_url,
+    }
+    template = (
+        "models_admin/_api_key_panel.html" if is_partial(request) else "models_admin/api_key.html"
+    )
+    return render(request, template, context)
+
+
+@require_POST
+def api_key_remove(request: AuthedRequest) -> HttpResponse:
+    if services.credential_remove(actor=actor(request)):
+        messages.success(request, "API key removed.")
+    return redirect(request, reverse("models_admin:api_key"))
+
+
+def _require_manage_team(request: AuthedRequest) -> None:
+    if not request.user.has_perm("models_admin.manage_team"):
+        raise PermissionDenied("Only team admins manage the team.")
+
+
+@require_GET
+def team(request: AuthedRequest) -> HttpResponse:
+    _require_manage_team(request)
+    return _team_page(request, forms.AddMemberForm())
+
+
+def _team_page(
+    request: AuthedRequest, form: forms.AddMemberForm, *, new_link: tuple[User, str] | None = None
+) -> HttpResponse:
+    members = (
+        User.objects.order_by("username")
+        .prefetch_related("groups")
+        .select_related("api_credential")
+    )
+    rows = [
+        {
+            "user": member,
+            "role": roles.role_of(member),
+            "credential": getattr(member, "api_credential", None),
+        }
+        for member in members
+    ]
+    context = {"rows": rows, "form": form, "role_choices": roles.Role.choices, "new_link": new_link}
+    return render(request, "models_admin/team.html", context)
+
+
+@sensitive_post_parameters("password")
+@require_POST
+def team_add(request: AuthedRequest) -> HttpResponse:
+    _require_manage_team(request)
+    form = forms.AddMemberForm(request.POST)
+    if not form.is_valid():
+        return _team_page(request, form)
+    data = form.cleaned_data
+    member = services.member_add(
+        actor=actor(request),
+        username=data["username"],
+        email=data["email"],
+        role=roles.Role(data["role"]),
+        password=data["password"] or None,
+    )
+    if data["password"]:
+        messages.success(request, f"Added {member.username}. Give them their initial password.")
+        return redirect(request, reverse("models_admin:team"))
+    link = request.build_absolute_uri(
+        services.member_password_link(actor=actor(request), member=member)
+    )
+    messages.success(
+        request, f"Added {member.username}. Hand them the set-password link below; it works once."
+    )
+    return _team_page(request, forms.AddMemberForm(), new_link=(member, link))
+
+
+@require_POST
+def team_role(request: AuthedRequest, user_id: int) -> HttpResponse:
+    _require_manage_team(request)
+    member = get_object_or_404(User, pk=user_id)
+    form = forms.RoleForm(request.POST)
+    if form.is_valid():
+        try:
+            services.member_set_role(
+                actor=actor(request), member=member, role=roles.Role(form.cleaned_data["role"])
+            )
+        except services.ServiceError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request,
+                f"{member.username} is now a {roles.Role(form.cleaned_data['role']).label.lower()}.",
+            )
+    else:
+        messages.error(request, "Pick one of the roles.")
+    return redirect(request, reverse("models_admin:team"))
+
+
+@require_POST
+def team_active(request: AuthedRequest, user_id: int) -> HttpResponse:
+    _require_manage_team(request)
+    member = get_object_or_404(User, pk=user_id)
+    active = request.POST.get("active") == "1"
+    try:
+        services.member_set_active(actor=actor(request), member=member, active=active)
+    except services.ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"{member.username} {'can sign in again' if active else 'is deactivated'}."
+        )
+    return redirect(request, reverse("models_admin:team"))
+
+
+@require_POST
+def team_password_link(request: AuthedRequest, user_id: int) -> HttpResponse:
+    _require_manage_team(request)
+    member = get_object_or_404(User, pk=user_id)
+    link = request.build_absolute_uri(
+        services.member_password_link(actor=actor(request), member=member)
+    )
+    return _team_page(request, forms.AddMemberForm(), new_link=(member, link))

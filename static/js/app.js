@@ -1,0 +1,96 @@
+// The little glue htmx does not do: dialogs, copy buttons, dismissible alerts, and a
+// readable message when a request fails outright. No inline scripts (CSP), no eval.
+(function () {
+  "use strict";
+
+  function dialog() { return document.getElementById("dialog"); }
+
+  function showAlert(text, level) {
+    var alerts = document.getElementById("alerts");
+    if (!alerts) return;
+    var box = document.createElement("div");
+    box.className = "alert alert-" + (level || "error");
+    box.setAttribute("role", level === "success" ? "status" : "alert");
+    var p = document.createElement("p");
+    p.textContent = text;
+    var close = document.createElement("button");
+    close.type = "button"; close.className = "dismiss"; close.setAttribute("data-dismiss", "");
+    close.setAttribute("aria-label", "Dismiss this message"); close.textContent = "×";
+    box.append(p, close);
+    alerts.append(box);
+  }
+
+  function closeDialog() {
+    var d = dialog();
+    if (d && d.open) d.close();
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest("[data-copy], [data-dismiss], [data-close-dialog]");
+    if (!target) return;
+    if (target.hasAttribute("data-copy")) {
+      var text = target.getAttribute("data-copy");
+      var done = function () {
+        var label = target.textContent;
+        target.textContent = "Copied";
+        setTimeout(function () { target.textContent = label; }, 1500);
+      };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(done, function () { showAlert("Copy failed: select the text and copy it."); });
+      } else {
+        var area = document.createElement("textarea");
+        area.value = text; document.body.append(area); area.select();
+        try { document.execCommand("copy"); done(); } finally { area.remove(); }
+      }
+    } else if (target.hasAttribute("data-dismiss")) {
+      target.closest(".alert").remove();
+    } else {
+      closeDialog();
+    }
+  });
+
+  // Success messages fade out by themselves; errors stay until dismissed.
+  function autoDismiss(root) {
+    (root || document).querySelectorAll(".alert-success, .alert-info").forEach(function (el) {
+      setTimeout(function () { el.remove(); }, 6000);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { autoDismiss(); });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var d = dialog();
+    if (event.detail.target === d && d.innerHTML.trim() && !d.open) {
+      d.showModal();
+      var first = d.querySelector("input:not([type=hidden]), textarea, select, button");
+      if (first) first.focus();
+    }
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (event) { autoDismiss(event.detail.target); });
+
+  document.addEventListener("close", function (event) {
+    if (event.target === dialog()) dialog().innerHTML = "";
+  }, true);
+
+  // Server events (HX-Trigger).
+  document.body.addEventListener("closeDialog", closeDialog);
+  document.body.addEventListener("modelDeleted", function (event) {
+    closeDialog();
+    var id = event.detail && event.detail.id;
+    document.querySelectorAll("tr[data-model-id]").forEach(function (row) {
+      if (row.dataset.modelId === id) row.remove();
+    });
+  });
+
+  // htmx 2 swaps nothing on 4xx/5xx or network errors: say what happened.
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr.status;
+    var text = status === 403 ? "Your role does not allow this." :
+               status === 404 ? "That page or model no longer exists." :
+               status === 429 ? "Too many requests: wait a moment and try again." :
+               "Something went wrong (HTTP " + status + "). Try again.";
+    showAlert(text);
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showAlert("The dashboard could not be reached. Check your connection and try again.");
+  });
+})();

@@ -1,0 +1,81 @@
+"""Fixtures shared by the whole suite.
+
+The Mistral API is never mocked in Python: ``sandbox`` serves the project's own
+Mistral-compatible sandbox over real HTTP on 127.0.0.1 and points the client at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.utils import timezone
+
+from models_admin import roles
+from models_admin.models import ApiCredential
+from models_admin.sandbox import SandboxServer
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer, settings) -> Iterator[SandboxServer]:
+    """A fresh sandbox (seeded workspaces, no faults, empty request log) for one test."""
+    sandbox_server.state.reset()
+    settings.MISTRAL_API_URL = sandbox_server.url
+    yield sandbox_server
+    sandbox_server.state.reset()
+
+
+# People, named after what they can do (as in healthchecks' tests):
+#   alice  team admin, has a key          bob    member, has a key (another workspace)
+#   carol  auditor, has a key              charlie member, no key
+ALICE_KEY = "sandbox-alice-workspace-7f3a9c21"
+BOB_KEY = "sandbox-bob-workspace-19d4e6b8"
+CAROL_KEY = "sandbox-carol-workspace-5b2e8f04"
+
+
+def make_user(username: str, role: roles.Role | None, api_key: str | None = None) -> User:
+    user = User.objects.create_user(username, f"{username}@example.com", f"{username}-password")
+    if role is not None:
+        roles.set_role(user, role)
+    if api_key is not None:
+        credential = ApiCredential(user=user)
+        credential.set_key(api_key)
+        credential.verified_at = timezone.now()
+        credential.save()
+    return user
+
+
+@pytest.fixture
+def alice(db, sandbox) -> User:
+    return make_user("alice", roles.Role.TEAM_ADMIN, ALICE_KEY)
+
+
+@pytest.fixture
+def bob(db, sandbox) -> User:
+    return make_user("bob", roles.Role.MEMBER, BOB_KEY)
+
+
+@pytest.fixture
+def carol(db, sandbox) -> User:
+    return make_user("carol", roles.Role.AUDITOR, CAROL_KEY)
+
+
+@pytest.fixture
+def charlie(db, sandbox) -> User:
+    return make_user("charlie", roles.Role.MEMBER)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """Each test starts with an empty cache (cached inventories, login throttling)."""
+    cache.clear()
+    yield
+    cache.clear()
