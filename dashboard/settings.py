@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -57,7 +59,9 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 
-_DEV_SECRETS_FILE = BASE_DIR / ".local" / "dev-secrets.json"
+_DEV_SECRETS_FILE = Path(
+    env_str("DJANGO_DEV_SECRETS_FILE") or BASE_DIR / ".local" / "dev-secrets.json"
+)
 
 
 def _generate_dev_secret(name: str) -> str:
@@ -83,7 +87,7 @@ def env_secret(name: str) -> str:
         stored = json.loads(_DEV_SECRETS_FILE.read_text())
     if name not in stored:
         stored[name] = _generate_dev_secret(name)
-        _DEV_SECRETS_FILE.parent.mkdir(exist_ok=True)
+        _DEV_SECRETS_FILE.parent.mkdir(parents=True, exist_ok=True)
         _DEV_SECRETS_FILE.write_text(json.dumps(stored, indent=2))
         _DEV_SECRETS_FILE.chmod(0o600)
     return stored[name]
@@ -101,10 +105,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "csp",
+    "axes",
     "models_admin",
 ]
 
 MIDDLEWARE = [
+    # Health checks answer before host validation, HTTPS redirects and login.
+    "models_admin.middleware.HealthCheckMiddleware",
     "models_admin.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -115,8 +123,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "models_admin.middleware.HtmxMessagesMiddleware",
+    # Last, as django-axes requires.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -133,6 +144,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "models_admin.context_processors.abilities",
+                "models_admin.context_processors.csp_nonce",
             ],
         },
     },
@@ -170,6 +182,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # Refuses sign-ins while a username/address is locked out, then the usual backend.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "models_admin:model_list"
 LOGOUT_REDIRECT_URL = "login"
@@ -180,12 +197,70 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# --- Security. Production defaults; a developer machine (DJANGO_DEBUG=true) relaxes them.
+# Behind a load balancer that terminates TLS, set DJANGO_TRUSTED_PROXY_COUNT (how many
+# proxies append to X-Forwarded-For) so client addresses and HTTPS are read from it.
+TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", default=True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # htmx sends the token from the page (hx-headers), not the cookie
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_HOURS", 12) * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# Content-Security-Policy (django-csp): no inline script or style; htmx is loaded with
+# the request's nonce, and its indicator styles are switched off (base.html) so it
+# injects no <style> either.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
+
+# Login throttling (django-axes): after 5 failures for a username from one address,
+# that pair is locked out for 15 minutes. With REDIS_URL the state lives in Redis,
+# shared by every worker and host; without it, in the database (a per-process memory
+# cache would let each worker count on its own).
+AXES_HANDLER = (
+    "axes.handlers.cache.AxesCacheHandler"
+    if REDIS_URL
+    else "axes.handlers.database.AxesDatabaseHandler"
+)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if TRUSTED_PROXY_COUNT else ("REMOTE_ADDR",)
+)
+AXES_VERBOSE = False
 
 # The Mistral API.
 MISTRAL_API_URL = env_str("MISTRAL_API_URL", "https://api.mistral.ai").rstrip("/")
@@ -200,8 +275,15 @@ MISTRAL_API_RETRY_BUDGET = env_float("MISTRAL_API_RETRY_BUDGET", 20.0)  # total 
 FIELD_ENCRYPTION_KEYS = [
     k.strip() for k in env_secret("FIELD_ENCRYPTION_KEYS").split(",") if k.strip()
 ]
+# Keys the audit log's hash chain (HMAC-SHA256). Every app host must share it.
+AUDIT_HMAC_KEY = env_secret("AUDIT_HMAC_KEY")
+# Bulk actions run this many upstream calls at once.
+BULK_CONCURRENCY = env_int("BULK_CONCURRENCY", 8)
 # Cached model inventories (per API key) live this long; the user's own changes drop them.
 MODEL_LIST_CACHE_SECONDS = env_int("MODEL_LIST_CACHE_SECONDS", 30)
+
+# Error reports (and the DEBUG page) never show sensitive variables or POST fields.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "models_admin.logging.SecretsExceptionReporterFilter"
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOG_FORMAT = env_str("LOG_FORMAT", "text")
@@ -219,6 +301,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
             "filters": ["request_id"],
             "formatter": "json" if LOG_FORMAT == "json" else "text",
         },

@@ -2,15 +2,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, reverse_lazy
 from django.views.generic import RedirectView
-
-from models_admin.views import health
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="models_admin:model_list"), name="home"),
-    path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
@@ -19,7 +15,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/set-password/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(success_url="/accounts/login/"),
+        auth_views.PasswordResetConfirmView.as_view(success_url=reverse_lazy("login")),
         name="password_reset_confirm",
     ),
     path("admin/", admin.site.urls),

@@ -1,18 +1,86 @@
-"""Who is acting, and from where: what every service receives and the audit log records."""
+"""The audit log: who did what to which model, when, why, and what happened.
+
+Services write it; nothing else does. Three kinds of entry:
+
+- ``attempt``: written *before* a change goes upstream (write-ahead), with what was
+  asked, by whom, from where, with which stored key;
+- ``outcome``: appended after it, linked to its attempt (succeeded, failed with
+  Mistral's status and message, or unknown when the answer was lost). An attempt
+  with no outcome (the process died mid-call) reads as unknown until
+  ``manage.py reconcile_audit`` checks the model upstream and appends what it found;
+- ``event``: a self-contained fact (a denial, a key change, a role change, an export).
+
+Every entry is a link of a hash chain: ``seq`` numbers have no gaps, each entry keeps
+the previous entry's hash and its own HMAC-SHA256 (keyed by AUDIT_HMAC_KEY) over all of
+its content. Appends are serialised by locking the single AuditChainHead row.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
+import ipaddress
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from models_admin import remote, roles
+from models_admin.http import client_ip
+from models_admin.models import ApiCredential, AuditChainHead, AuditEntry
 
 if TYPE_CHECKING:
     from models_admin.http import AuthedRequest
 
+GENESIS = "0" * 64
+Kind, Action, Outcome = AuditEntry.Kind, AuditEntry.Action, AuditEntry.Outcome
+
+# Everything an entry says, in the order it is hashed. ``attempt`` is hashed as the
+# attempt's seq (stable across dumps and restores), ``actor`` (a link that is cleared
+# when the user is deleted) is not hashed: the actor_* snapshot is.
+HASHED_FIELDS = (
+    "seq",
+    "created_at",
+    "kind",
+    "attempt_seq",
+    "actor_username",
+    "actor_email",
+    "actor_role",
+    "action",
+    "target_id",
+    "target_name",
+    "before",
+    "changes",
+    "details",
+    "reason",
+    "outcome",
+    "upstream_status",
+    "message",
+    "ip",
+    "user_agent",
+    "request_id",
+    "upstream_request_id",
+    "credential_id",
+    "credential_masked",
+    "prev_hash",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Actor:
+    """Who is acting, and from where: what every service receives and the log records."""
+
     user: User
     ip: str | None = None
     user_agent: str = ""
@@ -22,7 +90,350 @@ class Actor:
     def from_request(cls, request: AuthedRequest) -> Actor:
         return cls(
             user=request.user,
-            ip=request.META.get("REMOTE_ADDR") or None,
+            ip=_normalised_ip(client_ip(request)),
             user_agent=request.headers.get("User-Agent", "")[:400],
             request_id=getattr(request, "id", ""),
         )
+
+
+def _normalised_ip(value: str | None) -> str | None:
+    """The address as the database will give it back (hashes are computed before saving)."""
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def entry_hash(values: Mapping[str, Any]) -> str:
+    """HMAC-SHA256 over the hashed fields of an entry (a dict with every HASHED_FIELDS key)."""
+    content = {}
+    for name in HASHED_FIELDS:
+        value = values[name]
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        content[name] = value
+    message = _canonical(content).encode()
+    return hmac.new(settings.AUDIT_HMAC_KEY.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _hash_values(entry: AuditEntry, attempt_seq: int | None) -> dict[str, Any]:
+    values = {name: getattr(entry, name) for name in HASHED_FIELDS if name != "attempt_seq"}
+    values["attempt_seq"] = attempt_seq
+    # JSON fields are hashed as they read back from the database.
+    for name in ("before", "changes", "details"):
+        values[name] = json.loads(_canonical(values[name]))
+    return values
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def card_snapshot(card: remote.ModelCard) -> dict[str, Any]:
+    """Every field of a model card as JSON, for ``before``."""
+    snapshot: dict[str, Any] = {}
+    for f in dataclasses.fields(card):
+        value = getattr(card, f.name)
+        if f.name == "extra":
+            snapshot.update(dict(value))
+            continue
+        if isinstance(value, remote.Capabilities):
+            value = dict.fromkeys(value.ordered, True)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        snapshot[f.name] = value
+    normalised: dict[str, Any] = json.loads(_canonical(snapshot))
+    return normalised
+
+
+def _lock_head() -> AuditChainHead:
+    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:
+        # A fresh (or flushed) database: continue from whatever the log holds.
+        last = AuditEntry.objects.order_by("-seq").values("seq", "hash").first()
+        AuditChainHead.objects.get_or_create(
+            pk=1,
+            defaults={"seq": last["seq"] if last else 0, "hash": last["hash"] if last else GENESIS},
+        )
+        head = AuditChainHead.objects.select_for_update().get(pk=1)
+    return head
+
+
+def append(
+    *,
+    kind: str,
+    action: str,
+    outcome: str,
+    actor: Actor | None,
+    system: str = "",
+    attempt: AuditEntry | None = None,
+    target_id: str = "",
+    target_name: str = "",
+    before: dict[str, Any] | None = None,
+    changes: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+    reason: str = "",
+    upstream_status: int | None = None,
+    message: str = "",
+    upstream_request_id: str = "",
+    credential: ApiCredential | None = None,
+) -> AuditEntry:
+    """Append one entry to the chain and commit it. ``system`` names a non-human actor."""
+    user = actor.user if actor else None
+    role = roles.role_of(user) if user else None
+    with transaction.atomic():
+        head = _lock_head()
+        entry = AuditEntry(
+            seq=head.seq + 1,
+            created_at=timezone.now(),
+            kind=kind,
+            attempt=attempt,
+            actor=user,
+            actor_username=user.get_username() if user else system,
+            actor_email=user.email if user else "",
+            actor_role=role.value if role else "",
+            action=action,
+            target_id=target_id[:300],
+            target_name=(target_name or "")[:300],
+            before=before,
+            changes=changes or {},
+            details=details or {},
+            reason=reason,
+            outcome=outcome,
+            upstream_status=upstream_status,
+            message=message,
+            ip=actor.ip if actor else None,
+            user_agent=actor.user_agent if actor else "",
+            request_id=actor.request_id if actor else "",
+            upstream_request_id=(upstream_request_id or "")[:100],
+            credential_id=credential.pk if credential else None,
+            credential_masked=credential.key_masked if credential else "",
+            prev_hash=head.hash,
+        )
+        entry.hash = entry_hash(_hash_values(entry, attempt.seq if attempt else None))
+        entry.save()
+        head.seq, head.hash = entry.seq, entry.hash
+        head.save(update_fields=["seq", "hash"])
+    return entry
+
+
+def event(
+    *,
+    actor: Actor,
+    action: str,
+    outcome: str = Outcome.SUCCEEDED,
+    target_id: str = "",
+    target_name: str = "",
+    **fields: Any,
+) -> AuditEntry:
+    """Record a self-contained fact (a key change, a role change, an export...)."""
+    return append(
+        kind=Kind.EVENT,
+        action=action,
+        outcome=outcome,
+        actor=actor,
+        target_id=target_id,
+        target_name=target_name,
+        **fields,
+    )
+
+
+def denied(*, actor: Actor, action: str, target_id: str = "", message: str = "") -> AuditEntry:
+    return event(
+        actor=actor,
+        action=action,
+        outcome=Outcome.DENIED,
+        target_id=target_id,
+        message=message or "The actor's role does not allow this.",
+    )
+
+
+class Attempt:
+    """An attempt written ahead of its upstream call; resolve it exactly once."""
+
+    def __init__(self, entry: AuditEntry, actor: Actor, credential: ApiCredential | None) -> None:
+        self.entry = entry
+        self.actor = actor
+        self.credential = credential
+        self.before: dict[str, Any] | None = entry.before
+        self.sent = False  # the changing request has gone upstream
+        self.outcome_entry: AuditEntry | None = None
+
+    def mark_sent(self) -> None:
+        """Call right before the changing request: from now on a lost answer is ambiguous."""
+        self.sent = True
+
+    def _resolve(self, outcome: str, **fields: Any) -> AuditEntry:
+        if self.outcome_entry is not None:
+            return self.outcome_entry
+        self.outcome_entry = append(
+            kind=Kind.OUTCOME,
+            action=self.entry.action,
+            outcome=outcome,
+            actor=self.actor,
+            attempt=self.entry,
+            target_id=self.entry.target_id,
+            target_name=fields.pop("target_name", None) or self.entry.target_name,
+            before=self.before,
+            credential=self.credential,
+            **fields,
+        )
+        return self.outcome_entry
+
+    def succeeded(
+        self, *, changes: dict[str, Any] | None = None, message: str = "", **fields: Any
+    ) -> AuditEntry:
+        return self._resolve(Outcome.SUCCEEDED, changes=changes, message=message, **fields)
+
+    def failed_with(self, exc: BaseException) -> AuditEntry:
+        """Record how an exception ended the attempt: failed, denied, or unknown when the
+        change went upstream and its answer was lost (reconcile_audit will check)."""
+        fields: dict[str, Any] = {}
+        if isinstance(exc, remote.ModelsApiError):
+            fields = {
+                "upstream_status": exc.status,
+                "message": exc.message,
+                "upstream_request_id": exc.request_id or "",
+            }
+            # A 2xx whose body we could not read also leaves the result unknown.
+            lost = exc.ambiguous or isinstance(exc, remote.MalformedResponse)
+            outcome = Outcome.UNKNOWN if self.sent and lost else Outcome.FAILED
+            if outcome == Outcome.UNKNOWN:
+                fields["message"] = (
+                    f"{exc.message} The change may or may not have happened; reconcile_audit will check."
+                )
+        elif isinstance(exc, PermissionDenied):
+            outcome, fields = Outcome.DENIED, {"message": str(exc) or "Denied."}
+        else:
+            message = getattr(exc, "message", None) or f"Unexpected error ({type(exc).__name__})."
+            outcome = Outcome.UNKNOWN if self.sent else Outcome.FAILED
+            fields = {"message": str(message)}
+        return self._resolve(outcome, **fields)
+
+
+@contextmanager
+def attempt(
+    *,
+    actor: Actor,
+    action: str,
+    target_id: str,
+    target_name: str = "",
+    before: dict[str, Any] | None = None,
+    changes: dict[str, Any] | None = None,
+    reason: str = "",
+    credential: ApiCredential | None = None,
+) -> Iterator[Attempt]:
+    """Record an attempt, run the block, record its outcome whatever happens.
+
+    The block should call ``mark_sent()`` before the changing request and
+    ``succeeded(...)`` when done; leaving the block normally counts as succeeded, an
+    exception as failed (or unknown) and is re-raised."""
+    entry = append(
+        kind=Kind.ATTEMPT,
+        action=action,
+        outcome=Outcome.UNKNOWN,
+        actor=actor,
+        target_id=target_id,
+        target_name=target_name,
+        before=before,
+        changes=changes,
+        reason=reason,
+        credential=credential,
+    )
+    handle = Attempt(entry, actor, credential)
+    try:
+        yield handle
+    except Exception as exc:
+        handle.failed_with(exc)
+        raise
+    handle.succeeded()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def with_resolution(entries: QuerySet[AuditEntry], *, outcome: str = "") -> QuerySet[AuditEntry]:
+    """Annotate attempts with their latest outcome (``effective_outcome``: that outcome,
+    or the entry's own one: ``unknown`` for an unresolved attempt) and its seq, and
+    keep only those whose effective outcome is ``outcome`` when given."""
+    latest = AuditEntry.objects.filter(attempt=OuterRef("pk")).order_by("-seq")
+    annotated = entries.annotate(
+        resolution_seq=Subquery(latest.values("seq")[:1]),
+        effective_outcome=Coalesce(Subquery(latest.values("outcome")[:1]), "outcome"),
+    )
+    return annotated.filter(effective_outcome=outcome) if outcome else annotated
+
+
+def attach_resolutions(entries: list[AuditEntry]) -> list[AuditEntry]:
+    """Fetch the resolving outcome of each annotated entry in one query
+    (``entry.resolution``, None for events and unresolved attempts)."""
+    wanted: list[int] = [seq for e in entries if (seq := getattr(e, "resolution_seq", None))]
+    by_seq = {o.seq: o for o in AuditEntry.objects.filter(seq__in=wanted)} if wanted else {}
+    for e in entries:
+        seq = getattr(e, "resolution_seq", None)
+        e.resolution = by_seq.get(seq) if seq else None  # type: ignore[attr-defined]
+    return entries
+
+
+# --------------------------------------------------------------------------- verifying
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    last_seq: int
+    problem: str = ""
+    first_bad_seq: int | None = None
+
+
+def verify_chain(*, chunk_size: int = 2000) -> ChainReport:
+    """Walk the whole chain in order; report the first entry that breaks it."""
+    expected_seq, prev_hash, checked = 1, GENESIS, 0
+    seq_of_pk: dict[int, int] = {}
+    fields = ["pk", "attempt_id", *(f for f in HASHED_FIELDS if f != "attempt_seq"), "hash"]
+    rows = AuditEntry.objects.order_by("seq").values(*fields).iterator(chunk_size=chunk_size)
+    for row in rows:
+        seq = row["seq"]
+        if seq != expected_seq:
+            problem = (
+                f"entry #{expected_seq} is missing (the next entry is #{seq})"
+                if seq > expected_seq
+                else f"entry #{seq} appears twice or out of order"
+            )
+            return ChainReport(False, checked, expected_seq - 1, problem, expected_seq)
+        if row["prev_hash"] != prev_hash:
+            return ChainReport(
+                False,
+                checked,
+                seq - 1,
+                f"entry #{seq} does not follow entry #{seq - 1} (reordered, replaced or an entry before it changed)",
+                seq,
+            )
+        values = dict(row)
+        values["attempt_seq"] = seq_of_pk.get(row["attempt_id"]) if row["attempt_id"] else None
+        if entry_hash(values) != row["hash"]:
+            return ChainReport(
+                False, checked, seq - 1, f"entry #{seq} was altered (its HMAC does not match)", seq
+            )
+        seq_of_pk[row["pk"]] = seq
+        prev_hash = row["hash"]
+        expected_seq += 1
+        checked += 1
+    last_seq = expected_seq - 1
+    head = AuditChainHead.objects.filter(pk=1).first()
+    if head is not None and (head.seq, head.hash) != (last_seq, prev_hash):
+        if head.seq > last_seq:
+            problem = f"entries #{last_seq + 1} to #{head.seq} were removed from the end of the log"
+        else:
+            problem = f"the chain head (#{head.seq}) does not match the last entry (#{last_seq})"
+        return ChainReport(False, checked, last_seq, problem, last_seq + 1)
+    return ChainReport(True, checked, last_seq)

@@ -14,3 +14,9 @@ def abilities(request: HttpRequest) -> dict[str, bool]:
         "can_change": user.has_perm("models_admin.change_models"),
         "can_delete": user.has_perm("models_admin.delete_models"),
     }
+
+
+def csp_nonce(request: HttpRequest) -> dict[str, str]:
+    """The request's Content-Security-Policy nonce, under the name django-htmx's
+    ``{% htmx_script %}`` looks for."""
+    return {"csp_nonce": str(getattr(request, "csp_nonce", ""))}

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 
 from models_admin.inventory import SORTS, ModelQuery
+from models_admin.models import AuditEntry, BulkJob
 from models_admin.roles import Role
 
 # Upstream limits are undocumented; these are the sandbox's, and Mistral's 422s are
@@ -199,3 +200,74 @@ class AddMemberForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's query-string state (invalid values are ignored, like the model list)."""
+
+    q = forms.CharField(label="Search", required=False, max_length=200)
+    actor = forms.CharField(label="Actor", required=False, max_length=150)
+    action = forms.ChoiceField(
+        label="Action", required=False, choices=[("", "Any action"), *AuditEntry.Action.choices]
+    )
+    outcome = forms.ChoiceField(
+        label="Outcome", required=False, choices=[("", "Any outcome"), *AuditEntry.Outcome.choices]
+    )
+    target = forms.CharField(label="Model id", required=False, max_length=300)
+    since = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+    def filters(self) -> dict[str, Any]:
+        """The valid, non-empty filters (the page cursors excluded)."""
+        self.is_valid()
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if value not in (None, "") and name not in ("before", "after")
+        }
+
+
+class BulkSelectForm(forms.Form):
+    """What to do to which models: the ticked rows (``ids``) or everything matching the
+    list's current filters (``all_matching``, with the filters posted alongside)."""
+
+    action = forms.ChoiceField(choices=BulkJob.Action.choices)
+    all_matching = forms.BooleanField(required=False)
+
+
+class BulkStartForm(forms.Form):
+    """The one confirmation for a batch: a delete needs the number of models typed out and a reason."""
+
+    confirm_count = forms.IntegerField(
+        label="Type the number of models to confirm", required=False, min_value=0
+    )
+    reason = forms.CharField(
+        label="Reason (kept in the audit log for every model)",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args: Any, job: BulkJob, total: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.job, self.total = job, total
+        if job.action == BulkJob.Action.DELETE:
+            self.fields["confirm_count"].required = True
+            self.fields["reason"].required = True
+        else:
+            del self.fields["confirm_count"]
+            del self.fields["reason"]
+
+    def clean_confirm_count(self) -> int | None:
+        count: int | None = self.cleaned_data.get("confirm_count")
+        if self.job.action == BulkJob.Action.DELETE and count != self.total:
+            raise forms.ValidationError(
+                f"Type {self.total}, the number of models that will be deleted."
+            )
+        return count

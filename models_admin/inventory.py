@@ -130,9 +130,12 @@ def _sorted(rows: Sequence[ModelRow], sort: SortKey) -> list[ModelRow]:
     return sorted(rows, key=lambda r: r.id, reverse=reverse)
 
 
+def matching(inventory: Inventory, query: ModelQuery) -> list[ModelRow]:
+    """Every row that matches the query's search and filters, in its order."""
+    needle = query.q.strip().lower()
+    return _sorted([row for row in inventory.rows if _matches(row, query, needle)], query.sort)
+
+
 def select(inventory: Inventory, query: ModelQuery) -> Page[ModelRow]:
     """The requested page of the rows that match the query, in the requested order."""
-    needle = query.q.strip().lower()
-    matching = [row for row in inventory.rows if _matches(row, query, needle)]
-    paginator = Paginator(_sorted(matching, query.sort), PAGE_SIZE)
-    return paginator.get_page(query.page)
+    return Paginator(matching(inventory, query), PAGE_SIZE).get_page(query.page)

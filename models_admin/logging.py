@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from django.http import HttpRequest
+from django.views.debug import SafeExceptionReporterFilter
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _secrets_var: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "secrets", default=()
@@ -86,3 +89,12 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exception"] = scrub(self.formatException(record.exc_info))
         return json.dumps(payload, default=str)
+
+
+class SecretsExceptionReporterFilter(SafeExceptionReporterFilter):
+    """Django's filter hides sensitive POST parameters and variables only with DEBUG
+    off; this one hides them on the DEBUG error page too, where a developer's real key
+    would otherwise show in full."""
+
+    def is_active(self, request: HttpRequest | None) -> bool:
+        return True

@@ -11,12 +11,29 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 
 from models_admin.logging import request_context
+from models_admin.views import health
 
 logger = logging.getLogger("models_admin.requests")
 
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class HealthCheckMiddleware:
+    """Answers /healthz and /readyz first, before host validation (a load balancer or
+    Docker asks by IP address), HTTPS redirects and the login requirement."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path == "/healthz":
+            return health.healthz(request)
+        if request.path == "/readyz":
+            return health.readyz(request)
+        return self.get_response(request)
 
 
 class RequestIdMiddleware:
@@ -57,8 +74,8 @@ class RequestIdMiddleware:
 
 class HtmxMessagesMiddleware:
     """Deliver Django messages on htmx responses too, as an out-of-band swap of
-    ``#alerts`` (a full page renders them in base.html). Redirects keep their messages
-    for the page they lead to."""
+    ``#alerts`` (a full page renders them in base.html); redirects keep their messages
+    for the page they lead to. Also marks every response as varying on HX-Request."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -66,6 +83,11 @@ class HtmxMessagesMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         htmx = getattr(request, "htmx", None)
+        # The same URL answers a fragment to htmx and a page to the browser: caches
+        # (and the Back button) must keep them apart.
+        patch_vary_headers(response, ("HX-Request",))
+        if htmx and not htmx.history_restore_request:
+            add_never_cache_headers(response)
         if (
             not htmx
             or htmx.boosted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -71,3 +73,199 @@ class Access(models.Model):
 
     def __str__(self) -> str:
         return "permissions"
+
+
+class AuditQuerySet(models.QuerySet["AuditEntry"]):
+    """Append-only: bulk updates and deletes are refused (the database refuses them too)."""
+
+    def update(self, **kwargs: object) -> int:
+        raise AppendOnlyError("Audit entries are append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("Audit entries are append-only.")
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class AuditEntry(models.Model):
+    """One line of the tamper-evident audit log (modelled on Django admin's LogEntry).
+
+    Changes are written ahead: an ``attempt`` entry before the upstream call, then an
+    ``outcome`` entry linked to it. Self-contained facts (a denial, a role change, an
+    export) are single ``event`` entries. Each entry carries its position in the chain
+    (``seq``), the previous entry's hash and its own HMAC-SHA256 (see audit.py), so a
+    changed, removed or reordered row is detected by ``manage.py verify_audit_chain``.
+    Database triggers (migration 0003) refuse UPDATE and DELETE."""
+
+    class Kind(models.TextChoices):
+        ATTEMPT = "attempt", "Attempt"
+        OUTCOME = "outcome", "Outcome"
+        EVENT = "event", "Event"
+
+    class Action(models.TextChoices):
+        MODEL_DELETE = "model.delete", "Delete model"
+        MODEL_UPDATE = "model.update", "Rename / describe model"
+        MODEL_ARCHIVE = "model.archive", "Archive model"
+        MODEL_UNARCHIVE = "model.unarchive", "Unarchive model"
+        API_KEY_ADD = "api_key.add", "Add API key"
+        API_KEY_REPLACE = "api_key.replace", "Replace API key"
+        API_KEY_REMOVE = "api_key.remove", "Remove API key"
+        MEMBER_ADD = "member.add", "Add member"
+        MEMBER_ROLE = "member.role", "Change role"
+        MEMBER_DEACTIVATE = "member.deactivate", "Deactivate member"
+        MEMBER_REACTIVATE = "member.reactivate", "Reactivate member"
+        MEMBER_PASSWORD_LINK = "member.password_link", "Issue set-password link"
+        AUDIT_EXPORT = "audit.export", "Export audit log"
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        DENIED = "denied", "Denied"
+        UNKNOWN = "unknown", "Unknown"
+
+    seq = models.PositiveBigIntegerField("#", unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, editable=False)
+    attempt = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="outcomes",
+        editable=False,
+    )
+    # The link goes when the user is deleted; the snapshot below keeps who it was.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    actor_username = models.CharField(max_length=150, blank=True, editable=False)
+    actor_email = models.CharField(max_length=254, blank=True, editable=False)
+    actor_role = models.CharField(max_length=20, blank=True, editable=False)
+    action = models.CharField(max_length=30, choices=Action.choices, editable=False)
+    target_id = models.CharField(max_length=300, blank=True, editable=False)
+    target_name = models.CharField(max_length=300, blank=True, editable=False)
+    before = models.JSONField(
+        null=True, blank=True, editable=False, help_text="The model card before the change."
+    )
+    changes = models.JSONField(
+        default=dict, blank=True, editable=False, help_text="{field: [old, new]}"
+    )
+    details = models.JSONField(default=dict, blank=True, editable=False)
+    reason = models.TextField(blank=True, editable=False)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, editable=False)
+    upstream_status = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    message = models.TextField(blank=True, editable=False)
+    ip = models.GenericIPAddressField(null=True, blank=True, editable=False)
+    user_agent = models.CharField(max_length=400, blank=True, editable=False)
+    request_id = models.CharField(max_length=64, blank=True, editable=False)
+    upstream_request_id = models.CharField(max_length=100, blank=True, editable=False)
+    credential_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    credential_masked = models.CharField(max_length=16, blank=True, editable=False)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    hash = models.CharField(max_length=64, editable=False)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+        ordering = ["-seq"]
+        default_permissions = ("view",)
+        permissions = [("export_auditentry", "Export the audit log")]
+        indexes = [
+            models.Index(fields=["action", "-seq"], name="audit_action_seq"),
+            models.Index(fields=["target_id", "-seq"], name="audit_target_seq"),
+            models.Index(fields=["actor_username", "-seq"], name="audit_actor_seq"),
+            models.Index(fields=["kind", "-seq"], name="audit_kind_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.get_action_display()} {self.target_id} ({self.outcome})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("Audit entries are append-only.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("Audit entries are append-only.")
+
+
+class AuditChainHead(models.Model):
+    """The last entry of the chain (one row). Appends lock it, which serialises them;
+    ``verify_audit_chain`` compares it with the last entry, so removing entries from
+    the end of the log is detected too."""
+
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"audit chain head #{self.seq}"
+
+
+class BulkJob(models.Model):
+    """One bulk action over many models, run in the background with bounded concurrency.
+    Each item goes through the same service as a single action (and is audited alone)."""
+
+    class Action(models.TextChoices):
+        ARCHIVE = "archive", "Archive"
+        UNARCHIVE = "unarchive", "Unarchive"
+        DELETE = "delete", "Delete"
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Waiting for confirmation"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="bulk_jobs"
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    reason = models.TextField(blank=True)
+    # Where the request came from, for the audit entries the background run writes.
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} of {self.pk}"
+
+
+class BulkItem(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Done"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    model_id = models.CharField(max_length=300)
+    model_name = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "position"], name="bulk_item_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} ({self.status})"

@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT: Final = "mistral-models-dashboard/0.1 (+httpx)"
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+# Answers after which the request may have been carried out anyway.
+AMBIGUOUS_STATUSES: Final = frozenset({500, 502, 504})
 MAX_UPSTREAM_MESSAGE: Final = 300
 
 # Capability flags in the order of the reference (SPEC, Aug 2026). The API keeps
@@ -78,6 +80,10 @@ class ModelsApiError(Exception):
     """Base of every client failure. ``message`` is safe to show to a user."""
 
     default_message: ClassVar[str] = "The Mistral API call failed."
+    # True when a request of this call may have reached Mistral without us learning the
+    # result (a read timeout, a dropped connection, a 500/502/504): a change may have
+    # happened anyway.
+    ambiguous: bool = False
 
     def __init__(
         self,
@@ -647,6 +653,40 @@ class RetryPolicy:
         return base * (1 - self.jitter + 2 * self.jitter * self.random())
 
 
+class RateGate:
+    """Shared by calls that run side by side (a bulk job): when Mistral tells one of
+    them to wait (429), every call waits, instead of each hammering on until told."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._open_at = 0.0
+
+    def hold(self, seconds: float) -> None:
+        """Close the gate for ``seconds`` (or keep it closed longer if it already is)."""
+        with self._lock:
+            self._open_at = max(self._open_at, self._clock() + seconds)
+
+    def remaining(self) -> float:
+        with self._lock:
+            return max(0.0, self._open_at - self._clock())
+
+    def wait(self, *, at_most: float) -> bool:
+        """Wait until the gate opens; False (without waiting) if that is past ``at_most`` seconds."""
+        delay = self.remaining()
+        if delay > at_most:
+            return False
+        if delay > 0:
+            self._sleep(delay)
+        return True
+
+
 class _Unset:
     """Marker for "leave this field out of the PATCH body"."""
 
@@ -682,7 +722,9 @@ class ModelsApi:
         timeout: float | None = None,
         connect_timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        gate: RateGate | None = None,
     ) -> None:
+        self.gate = gate
         self._auth = {"Authorization": f"Bearer {api_key}"}
         self.base_url = (base_url or settings.MISTRAL_API_URL).rstrip("/")
         self.timeout = httpx.Timeout(
@@ -722,11 +764,10 @@ class ModelsApi:
         """``DELETE /v1/models/{id}``. Raises ApiForbidden for base models, ModelNotFound,
         or another ModelsApiError. A retry that finds the model gone counts as deleted."""
         path = f"/v1/models/{_valid_model_id(model_id)}"
-        ambiguous: list[bool] = []
         try:
-            body = self._request("DELETE", path, ambiguous=ambiguous)
-        except ModelNotFound:
-            if ambiguous:
+            body = self._request("DELETE", path)
+        except ModelNotFound as exc:
+            if exc.ambiguous:
                 logger.info("Delete of %s confirmed by a retry that found it gone", model_id)
                 return DeleteResult(id=model_id, deleted=True, confirmed_by_retry=True)
             raise
@@ -766,6 +807,8 @@ class ModelsApi:
 
     # -- transport
 
+    # Hides every local (httpx's frames below hold the Authorization header) from error reports.
+    @sensitive_variables()
     def _request(
         self,
         method: str,
@@ -773,17 +816,21 @@ class ModelsApi:
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
-        ambiguous: list[bool] | None = None,
     ) -> Any:
-        """One call with retries. Returns the decoded JSON body of a 2xx answer.
-
-        ``ambiguous`` gets an entry whenever an attempt may have reached the server
-        without us learning the result (timeout, dropped connection, 5xx)."""
+        """One call with retries. Returns the decoded JSON body of a 2xx answer;
+        raises a ModelsApiError whose ``ambiguous`` says whether any attempt may have
+        been carried out without us learning it."""
         policy = self.retry
         started = policy.clock()
         url = self.base_url + path
         retry = 0
+        ambiguous = False
         while True:
+            if self.gate is not None and not self.gate.wait(
+                at_most=policy.budget - (policy.clock() - started)
+            ):
+                # Siblings were told to wait longer than this call may take: give up now.
+                raise ApiRateLimited(retry_after=self.gate.remaining(), status=429)
             self.calls += 1
             error: ModelsApiError
             retry_after: float | None = None
@@ -797,13 +844,11 @@ class ModelsApi:
                     timeout=self.timeout,
                 )
             except httpx.TimeoutException as exc:
-                if not isinstance(exc, httpx.ConnectTimeout) and ambiguous is not None:
-                    ambiguous.append(True)
+                ambiguous = ambiguous or not isinstance(exc, httpx.ConnectTimeout)
                 error = ApiTimeout()
                 cause: BaseException = exc
             except httpx.TransportError as exc:
-                if not isinstance(exc, httpx.ConnectError) and ambiguous is not None:
-                    ambiguous.append(True)
+                ambiguous = ambiguous or not isinstance(exc, httpx.ConnectError)
                 error = ApiUnavailable()
                 cause = exc
             else:
@@ -816,13 +861,15 @@ class ModelsApi:
                         ) from None
                 error = _error_for(response)
                 cause = error
-                if response.status_code >= 500 and ambiguous is not None:
-                    ambiguous.append(True)
+                ambiguous = ambiguous or response.status_code in AMBIGUOUS_STATUSES
                 if response.status_code not in RETRY_STATUSES:
+                    error.ambiguous = ambiguous
                     raise error
                 retry_after = _retry_after_seconds(response)
 
             wait = policy.delay(retry, retry_after)
+            if self.gate is not None and isinstance(error, ApiRateLimited):
+                self.gate.hold(wait)
             elapsed = policy.clock() - started
             if retry >= policy.max_retries or elapsed + wait > policy.budget:
                 logger.warning(
@@ -833,6 +880,7 @@ class ModelsApi:
                     type(error).__name__,
                     error.status,
                 )
+                error.ambiguous = ambiguous
                 if cause is error:
                     raise error
                 raise error from cause

@@ -35,8 +35,15 @@ PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "models_admin.change_models",
         "models_admin.delete_models",
         "models_admin.manage_team",
+        "models_admin.view_auditentry",
+        "models_admin.export_auditentry",
     ),
-    Role.AUDITOR: ("models_admin.browse_models",),
+    # Auditors may export too: taking evidence away is what an audit is for.
+    Role.AUDITOR: (
+        "models_admin.browse_models",
+        "models_admin.view_auditentry",
+        "models_admin.export_auditentry",
+    ),
 }
 
 

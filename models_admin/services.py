@@ -2,15 +2,19 @@
 
 Each service takes keyword-only arguments, checks the actor's permission itself
 (templates only hide what a service would refuse anyway), calls Mistral through
-remote.ModelsApi with the actor's own key, and says in its docstring what it raises:
+remote.ModelsApi with the actor's own key, writes the audit log, and says in its
+docstring what it raises:
 
     ServiceError            .message is safe to show to users
     ├── MissingApiKey       the user has not saved a key yet
     ├── UndecryptableApiKey the stored key can no longer be decrypted (its encryption key was removed)
     ├── NotFineTuned        the action only applies to fine-tuned models
     └── EditConflict        the model changed upstream since the edit form was opened
-    django PermissionDenied the actor's role does not allow the action
+    django PermissionDenied the actor's role does not allow the action (recorded as denied)
     remote.ModelsApiError   Mistral failed or refused
+
+Every change is written ahead to the audit log (audit.attempt) before it goes
+upstream, and its outcome appended after, whatever happens.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -32,8 +40,8 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.debug import sensitive_variables
 
-from models_admin import crypto, remote, roles
-from models_admin.audit import Actor
+from models_admin import audit, audit_reports, crypto, remote, roles
+from models_admin.audit import Action, Actor, Outcome
 from models_admin.inventory import Inventory
 from models_admin.logging import register_secret
 from models_admin.models import ApiCredential
@@ -77,10 +85,14 @@ class EditConflict(ServiceError):
         )
 
 
-def authorize(actor: Actor, permission: str) -> None:
-    """Raise PermissionDenied unless the actor's role grants the permission."""
-    if not actor.user.has_perm(permission):
-        raise PermissionDenied("Your role does not allow this.")
+def authorize(actor: Actor, permission: str, *, action: str = "", target_id: str = "") -> None:
+    """Raise PermissionDenied unless the actor's role grants the permission. A refused
+    change (``action`` given) is recorded in the audit log as denied."""
+    if actor.user.has_perm(permission):
+        return
+    if action:
+        audit.denied(actor=actor, action=action, target_id=target_id)
+    raise PermissionDenied("Your role does not allow this.")
 
 
 # --------------------------------------------------------------------------- API keys
@@ -90,7 +102,7 @@ def credential_get(*, user: User) -> ApiCredential | None:
     return ApiCredential.objects.filter(user=user).first()
 
 
-@sensitive_variables("api_key")
+@sensitive_variables("api_key", "old_key")
 def credential_save(*, actor: Actor, api_key: str, verify: bool = True) -> ApiCredential:
     """Store the actor's key, encrypted, replacing any earlier one.
 
@@ -98,13 +110,26 @@ def credential_save(*, actor: Actor, api_key: str, verify: bool = True) -> ApiCr
     model cache): raises remote.ApiAuthFailed if Mistral rejects it (nothing is stored)
     or another remote.ModelsApiError if Mistral can't be asked."""
     register_secret(api_key)
+    existing = credential_get(user=actor.user)
+    action = Action.API_KEY_REPLACE if existing else Action.API_KEY_ADD
     verified_at = None
     if verify:
-        _fetch_inventory(remote.ModelsApi(api_key=api_key), api_key)
+        try:
+            _fetch_inventory(remote.ModelsApi(api_key=api_key), _inventory_cache_key(api_key))
+        except remote.ModelsApiError as exc:
+            audit.event(
+                actor=actor,
+                action=action,
+                outcome=Outcome.FAILED,
+                upstream_status=exc.status,
+                message=f"The key was not saved: {exc.message}",
+            )
+            raise
         verified_at = timezone.now()
     with transaction.atomic():
         credential = ApiCredential.objects.select_for_update().filter(user=actor.user).first()
         old_key = _decrypt_or_none(credential) if credential else None
+        old_masked = credential.key_masked if credential else ""
         if credential is None:
             credential = ApiCredential(user=actor.user)
         credential.set_key(api_key)
@@ -113,6 +138,13 @@ def credential_save(*, actor: Actor, api_key: str, verify: bool = True) -> ApiCr
         credential.save()
     if old_key and old_key != api_key:
         cache.delete(_inventory_cache_key(old_key))
+    audit.event(
+        actor=actor,
+        action=action,
+        credential=credential,
+        changes={"key": [old_masked or None, credential.key_masked]},
+        message="Checked with Mistral." if verify else "Saved without checking it with Mistral.",
+    )
     return credential
 
 
@@ -122,6 +154,12 @@ def credential_remove(*, actor: Actor) -> bool:
     if credential is None:
         return False
     old_key = _decrypt_or_none(credential)
+    audit.event(
+        actor=actor,
+        action=Action.API_KEY_REMOVE,
+        credential=credential,
+        changes={"key": [credential.key_masked, None]},
+    )
     credential.delete()
     if old_key:
         cache.delete(_inventory_cache_key(old_key))
@@ -135,11 +173,30 @@ def _decrypt_or_none(credential: ApiCredential) -> str | None:
         return None
 
 
-def api_for(user: User) -> tuple[remote.ModelsApi, str]:
-    """A client that acts with the user's own key, and that key.
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """The actor's way to Mistral: a client with their key, and where its cache lives."""
+
+    api: remote.ModelsApi
+    credential: ApiCredential
+    cache_key: str
+
+    def cached_inventory(self) -> Inventory | None:
+        cached = cache.get(self.cache_key)
+        return cached if isinstance(cached, Inventory) else None
+
+    def forget_inventory(self) -> None:
+        cache.delete(self.cache_key)
+
+
+@sensitive_variables("api_key")
+def upstream_for(
+    user: User, credential: ApiCredential | None = None, *, gate: remote.RateGate | None = None
+) -> Upstream:
+    """Mistral, as the user (their own stored key); ``gate`` is shared by a bulk job's calls.
 
     Raises MissingApiKey or UndecryptableApiKey."""
-    credential = credential_get(user=user)
+    credential = credential or credential_get(user=user)
     if credential is None:
         raise MissingApiKey()
     try:
@@ -150,7 +207,9 @@ def api_for(user: User) -> tuple[remote.ModelsApi, str]:
     now = timezone.now()
     if credential.last_used_at is None or now - credential.last_used_at > LAST_USED_RESOLUTION:
         ApiCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
-    return remote.ModelsApi(api_key=api_key), api_key
+    return Upstream(
+        remote.ModelsApi(api_key=api_key, gate=gate), credential, _inventory_cache_key(api_key)
+    )
 
 
 # --------------------------------------------------------------------------- browsing
@@ -161,9 +220,9 @@ def _inventory_cache_key(api_key: str) -> str:
     return f"inventory:v1:{digest[:40]}"
 
 
-def _fetch_inventory(api: remote.ModelsApi, api_key: str) -> Inventory:
+def _fetch_inventory(api: remote.ModelsApi, cache_key: str) -> Inventory:
     inventory = Inventory.build(api.list_models())
-    cache.set(_inventory_cache_key(api_key), inventory, settings.MODEL_LIST_CACHE_SECONDS)
+    cache.set(cache_key, inventory, settings.MODEL_LIST_CACHE_SECONDS)
     return inventory
 
 
@@ -172,29 +231,80 @@ def models_inventory(*, actor: Actor, refresh: bool = False) -> Inventory:
 
     Raises MissingApiKey, UndecryptableApiKey, PermissionDenied or remote.ModelsApiError."""
     authorize(actor, "models_admin.browse_models")
-    api, api_key = api_for(actor.user)
-    if not refresh:
-        cached = cache.get(_inventory_cache_key(api_key))
-        if isinstance(cached, Inventory):
-            return cached
-    return _fetch_inventory(api, api_key)
+    upstream = upstream_for(actor.user)
+    if not refresh and (cached := upstream.cached_inventory()) is not None:
+        return cached
+    return _fetch_inventory(upstream.api, upstream.cache_key)
 
 
 def model_get(*, actor: Actor, model_id: str) -> remote.ModelCard:
     """One model, fresh from Mistral. Raises like models_inventory, or remote.ModelNotFound."""
     authorize(actor, "models_admin.browse_models")
-    api, _ = api_for(actor.user)
-    return api.retrieve_model(model_id)
+    return upstream_for(actor.user).api.retrieve_model(model_id)
 
 
 # --------------------------------------------------------------------------- changes
 
 
-def _fine_tuned(api: remote.ModelsApi, model_id: str) -> remote.FineTunedModelCard:
-    card = api.retrieve_model(model_id)
-    if not isinstance(card, remote.FineTunedModelCard):
-        raise NotFineTuned()
-    return card
+@dataclass(slots=True)
+class _Change:
+    upstream: Upstream
+    attempt: audit.Attempt
+
+    def fine_tuned(
+        self, model_id: str, known: remote.ModelCard | None = None
+    ) -> remote.FineTunedModelCard:
+        """The current card (fetched, unless the caller just read it: ``known``), kept as
+        the attempt's before-snapshot. Raises NotFineTuned."""
+        card = known if known is not None else self.upstream.api.retrieve_model(model_id)
+        self.attempt.before = audit.card_snapshot(card)
+        if not isinstance(card, remote.FineTunedModelCard):
+            raise NotFineTuned()
+        return card
+
+
+@contextmanager
+def _change(
+    actor: Actor,
+    permission: str,
+    *,
+    action: str,
+    model_id: str,
+    reason: str = "",
+    changes: dict[str, list[str | None]] | None = None,
+    gate: remote.RateGate | None = None,
+) -> Iterator[_Change]:
+    """Authorise, write the attempt ahead, then run the change; the outcome is
+    recorded whatever happens (see audit.attempt). The attempt carries the card from
+    the actor's cached inventory when there is one, so even a process that dies
+    mid-delete leaves a record of what the model was."""
+    authorize(actor, permission, action=action, target_id=model_id)
+    credential = credential_get(user=actor.user)
+    upstream: Upstream | None = None
+    problem: ServiceError | None = None
+    try:
+        upstream = upstream_for(actor.user, credential, gate=gate)
+    except ServiceError as exc:
+        problem = exc
+    inventory = upstream.cached_inventory() if upstream else None
+    row = inventory.find(model_id) if inventory else None
+    with audit.attempt(
+        actor=actor,
+        action=action,
+        target_id=model_id,
+        target_name=row.card.display_name if row else "",
+        before=audit.card_snapshot(row.card) if row else None,
+        changes=changes,
+        reason=reason,
+        credential=credential,
+    ) as attempt:
+        if upstream is None:
+            raise problem or MissingApiKey()
+        try:
+            yield _Change(upstream, attempt)
+        finally:
+            if attempt.sent:
+                upstream.forget_inventory()
 
 
 def model_update(
@@ -212,60 +322,129 @@ def model_update(
     changed since, nothing is sent and EditConflict carries the current card.
     Raises PermissionDenied, MissingApiKey, UndecryptableApiKey, NotFineTuned,
     EditConflict or remote.ModelsApiError (ApiRejected with field errors on a 422)."""
-    authorize(actor, "models_admin.change_models")
-    api, api_key = api_for(actor.user)
-    before = _fine_tuned(api, model_id)
-    if (before.name, before.description) != (expected_name, expected_description):
-        raise EditConflict(before)
-    changes = {
-        field: value
-        for field, value in (("name", name), ("description", description))
-        if getattr(before, field) != value
+    requested = {
+        field: [old, new]
+        for field, old, new in (
+            ("name", expected_name, name),
+            ("description", expected_description, description),
+        )
+        if old != new
     }
-    if not changes:
-        return before
-    updated = api.update_model(model_id, **changes)
-    cache.delete(_inventory_cache_key(api_key))
-    return dataclasses.replace(
-        before, name=updated.name, description=updated.description, archived=updated.archived
-    )
+    with _change(
+        actor,
+        "models_admin.change_models",
+        action=Action.MODEL_UPDATE,
+        model_id=model_id,
+        changes=requested,
+    ) as change:
+        before = change.fine_tuned(model_id)
+        if (before.name, before.description) != (expected_name, expected_description):
+            raise EditConflict(before)
+        payload = {field: new for field, (_, new) in requested.items()}
+        if not payload:
+            change.attempt.succeeded(message="Nothing to change.", target_name=before.display_name)
+            return before
+        change.attempt.mark_sent()
+        updated = change.upstream.api.update_model(model_id, **payload)
+        after = dataclasses.replace(
+            before, name=updated.name, description=updated.description, archived=updated.archived
+        )
+        change.attempt.succeeded(
+            changes={field: [getattr(before, field), getattr(after, field)] for field in payload},
+            target_name=after.display_name,
+        )
+    return after
 
 
-def _set_archived(actor: Actor, model_id: str, archived: bool) -> remote.FineTunedModelCard:
-    authorize(actor, "models_admin.change_models")
-    api, api_key = api_for(actor.user)
-    before = _fine_tuned(api, model_id)
-    if before.archived == archived:
-        return before
-    result = api.archive_model(model_id) if archived else api.unarchive_model(model_id)
-    cache.delete(_inventory_cache_key(api_key))
+def _set_archived(
+    actor: Actor,
+    model_id: str,
+    archived: bool,
+    known: remote.ModelCard | None,
+    gate: remote.RateGate | None,
+) -> remote.FineTunedModelCard:
+    action = Action.MODEL_ARCHIVE if archived else Action.MODEL_UNARCHIVE
+    with _change(
+        actor, "models_admin.change_models", action=action, model_id=model_id, gate=gate
+    ) as change:
+        before = change.fine_tuned(model_id, known)
+        if before.archived == archived:
+            change.attempt.succeeded(message="It already was.", target_name=before.display_name)
+            return before
+        change.attempt.mark_sent()
+        api = change.upstream.api
+        result = api.archive_model(model_id) if archived else api.unarchive_model(model_id)
+        change.attempt.succeeded(
+            changes={"archived": [before.archived, result.archived]},
+            target_name=before.display_name,
+        )
     return dataclasses.replace(before, archived=result.archived)
 
 
-def model_archive(*, actor: Actor, model_id: str) -> remote.FineTunedModelCard:
-    """Archive a fine-tuned model (reversible). Raises like model_update, but no conflict."""
-    return _set_archived(actor, model_id, True)
-
-
-def model_unarchive(*, actor: Actor, model_id: str) -> remote.FineTunedModelCard:
-    """Unarchive a fine-tuned model. Raises like model_archive."""
-    return _set_archived(actor, model_id, False)
-
-
-def model_delete(*, actor: Actor, model_id: str, reason: str) -> remote.DeleteResult:
-    """Delete a fine-tuned model for good (team admins only).
+def model_archive(
+    *,
+    actor: Actor,
+    model_id: str,
+    known: remote.ModelCard | None = None,
+    gate: remote.RateGate | None = None,
+) -> remote.FineTunedModelCard:
+    """Archive a fine-tuned model (reversible). A bulk job passes the card it ``known``s
+    (saving a retrieve per model) and the ``gate`` its calls share.
 
     Raises PermissionDenied, MissingApiKey, UndecryptableApiKey, NotFineTuned or
     remote.ModelsApiError."""
-    authorize(actor, "models_admin.delete_models")
-    api, api_key = api_for(actor.user)
-    _fine_tuned(api, model_id)
-    result = api.delete_model(model_id)
-    cache.delete(_inventory_cache_key(api_key))
+    return _set_archived(actor, model_id, True, known, gate)
+
+
+def model_unarchive(
+    *,
+    actor: Actor,
+    model_id: str,
+    known: remote.ModelCard | None = None,
+    gate: remote.RateGate | None = None,
+) -> remote.FineTunedModelCard:
+    """Unarchive a fine-tuned model. Raises like model_archive."""
+    return _set_archived(actor, model_id, False, known, gate)
+
+
+def model_delete(
+    *,
+    actor: Actor,
+    model_id: str,
+    reason: str,
+    known: remote.ModelCard | None = None,
+    gate: remote.RateGate | None = None,
+) -> remote.DeleteResult:
+    """Delete a fine-tuned model for good (team admins only); ``reason`` is required.
+    ``known`` and ``gate`` as for model_archive.
+
+    Raises PermissionDenied, MissingApiKey, UndecryptableApiKey, NotFineTuned or
+    remote.ModelsApiError (ModelNotFound when it was already gone)."""
+    with _change(
+        actor,
+        "models_admin.delete_models",
+        action=Action.MODEL_DELETE,
+        model_id=model_id,
+        reason=reason,
+        gate=gate,
+    ) as change:
+        if not reason.strip():
+            raise ServiceError("Give a reason for deleting the model.")
+        before = change.fine_tuned(model_id, known)
+        change.attempt.mark_sent()
+        result = change.upstream.api.delete_model(model_id)
+        change.attempt.succeeded(
+            target_name=before.display_name,
+            message="Confirmed by a retry that found it gone." if result.confirmed_by_retry else "",
+        )
     return result
 
 
 # --------------------------------------------------------------------------- team
+
+
+def _role_label(role: roles.Role | None) -> str | None:
+    return role.value if role else None
 
 
 def member_add(
@@ -275,7 +454,7 @@ def member_add(
     until its set-password link (see member_password_link) is used.
 
     Raises PermissionDenied."""
-    authorize(actor, "models_admin.manage_team")
+    authorize(actor, "models_admin.manage_team", action=Action.MEMBER_ADD, target_id=username)
     with transaction.atomic():
         user = User(username=username, email=email)
         if password:
@@ -284,6 +463,14 @@ def member_add(
             user.set_unusable_password()
         user.save()
         roles.set_role(user, role)
+    audit.event(
+        actor=actor,
+        action=Action.MEMBER_ADD,
+        target_id=username,
+        target_name=email,
+        changes={"role": [None, role.value]},
+        details={"initial_password": bool(password)},
+    )
     return user
 
 
@@ -291,9 +478,15 @@ def member_password_link(*, actor: Actor, member: User) -> str:
     """A one-time set-password path for the member (valid PASSWORD_RESET_TIMEOUT).
 
     Raises PermissionDenied."""
-    authorize(actor, "models_admin.manage_team")
+    authorize(
+        actor,
+        "models_admin.manage_team",
+        action=Action.MEMBER_PASSWORD_LINK,
+        target_id=member.username,
+    )
     uid = urlsafe_base64_encode(force_bytes(member.pk))
     token = default_token_generator.make_token(member)
+    audit.event(actor=actor, action=Action.MEMBER_PASSWORD_LINK, target_id=member.username)
     return reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
 
 
@@ -301,18 +494,56 @@ def member_set_role(*, actor: Actor, member: User, role: roles.Role) -> None:
     """Change a member's role. Team admins can't demote themselves (a team must keep one).
 
     Raises PermissionDenied or ServiceError."""
-    authorize(actor, "models_admin.manage_team")
+    authorize(
+        actor, "models_admin.manage_team", action=Action.MEMBER_ROLE, target_id=member.username
+    )
     if member.pk == actor.user.pk and role != roles.Role.TEAM_ADMIN:
         raise ServiceError("You can't change your own role; ask another team admin.")
+    old = roles.role_of(member)
+    if old == role:
+        return
     roles.set_role(member, role)
+    audit.event(
+        actor=actor,
+        action=Action.MEMBER_ROLE,
+        target_id=member.username,
+        changes={"role": [_role_label(old), role.value]},
+    )
 
 
 def member_set_active(*, actor: Actor, member: User, active: bool) -> None:
     """Deactivate (can't sign in, sessions end) or reactivate a member.
 
     Raises PermissionDenied or ServiceError."""
-    authorize(actor, "models_admin.manage_team")
+    action = Action.MEMBER_REACTIVATE if active else Action.MEMBER_DEACTIVATE
+    authorize(actor, "models_admin.manage_team", action=action, target_id=member.username)
     if member.pk == actor.user.pk:
         raise ServiceError("You can't deactivate yourself.")
+    if member.is_active == active:
+        return
     member.is_active = active
     member.save(update_fields=["is_active"])
+    audit.event(
+        actor=actor,
+        action=action,
+        target_id=member.username,
+        changes={"is_active": [not active, active]},
+    )
+
+
+# --------------------------------------------------------------------------- audit log
+
+
+def audit_export(*, actor: Actor, filters: dict[str, Any], fmt: str) -> Iterable[str]:
+    """The filtered audit log as CSV or NDJSON lines, streamed. The export is recorded
+    (with its filters) before the first line goes out.
+
+    Raises PermissionDenied."""
+    authorize(actor, "models_admin.export_auditentry", action=Action.AUDIT_EXPORT)
+    audit.event(
+        actor=actor,
+        action=Action.AUDIT_EXPORT,
+        details={"format": fmt, "filters": {k: str(v) for k, v in filters.items()}},
+    )
+    entries = audit_reports.search(filters)
+    return audit_reports.csv_lines(entries) if fmt == "csv" else audit_reports.ndjson_lines(entries)

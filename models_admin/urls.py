@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from models_admin.views import account, models
+from models_admin.views import account, audit, bulk, models
 
 
 class ModelIdConverter:
@@ -23,6 +23,10 @@ register_converter(ModelIdConverter, "model_id")
 app_name = "models_admin"
 urlpatterns = [
     path("models/", models.model_list, name="model_list"),
+    path("models/bulk/", bulk.bulk_prepare, name="bulk_prepare"),
+    path("bulk/<uuid:job_id>/", bulk.bulk_job, name="bulk_job"),
+    path("bulk/<uuid:job_id>/start/", bulk.bulk_start, name="bulk_start"),
+    path("bulk/<uuid:job_id>/retry/", bulk.bulk_retry, name="bulk_retry"),
     path("models/<model_id:model_id>/", models.model_detail, name="model_detail"),
     path("models/<model_id:model_id>/edit/", models.model_edit, name="model_edit"),
     path("models/<model_id:model_id>/archive/", models.model_archive, name="model_archive"),
@@ -30,6 +34,11 @@ urlpatterns = [
     path("models/<model_id:model_id>/delete/", models.model_delete, name="model_delete"),
     path("account/api-key/", account.api_key, name="api_key"),
     path("account/api-key/remove/", account.api_key_remove, name="api_key_remove"),
+    path("audit/", audit.audit_list, name="audit_list"),
+    path("audit/deleted-models/", audit.audit_deleted, name="audit_deleted"),
+    path("audit/export.csv", audit.audit_export, {"fmt": "csv"}, name="audit_export_csv"),
+    path("audit/export.ndjson", audit.audit_export, {"fmt": "ndjson"}, name="audit_export_ndjson"),
+    path("audit/<int:seq>/", audit.audit_detail, name="audit_detail"),
     path("team/", account.team, name="team"),
     path("team/add/", account.team_add, name="team_add"),
     path("team/<int:user_id>/role/", account.team_role, name="team_role"),

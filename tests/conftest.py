@@ -11,10 +11,11 @@ from collections.abc import Iterator
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 
-from models_admin import roles
-from models_admin.models import ApiCredential
+from models_admin import audit_sql, roles
+from models_admin.models import ApiCredential, AuditEntry
 from models_admin.sandbox import SandboxServer
 
 
@@ -79,3 +80,21 @@ def _fresh_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _audit_triggers(request) -> Iterator[None]:
+    """Keep the audit table's append-only triggers in place for every test, except
+    while a transactional test's teardown flushes (empties) the tables, which the
+    triggers would refuse."""
+    names = request.fixturenames
+    transactional = "transactional_db" in names or "live_server" in names
+    if not transactional and "db" not in names:
+        yield
+        return
+    # Depend on the database fixture, so this teardown runs before its flush.
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    audit_sql.install(connection, [f.column for f in AuditEntry._meta.local_fields])
+    yield
+    if transactional:
+        audit_sql.drop(connection)

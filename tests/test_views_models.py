@@ -332,9 +332,9 @@ class TestModelEdit:
 
         response = self._post(as_alice, ft, HTMX, name="support-triage-v4", description="New\ndata")
 
-        assertTemplateUsed(response, "models_admin/_model_fields.html")
+        assertTemplateUsed(response, "models_admin/_model_detail.html")
         assertContains(response, "support-triage-v4")
-        assert "modelsChanged" in response["HX-Trigger"]
+        assert response["HX-Retarget"] == "#model-detail"
         patch = calls(sandbox, "PATCH")[-1]
         assert patch.json == {"name": "support-triage-v4", "description": "New\ndata"}
         assert workspace(sandbox).get(ft["id"])["name"] == "support-triage-v4"

@@ -433,8 +433,8 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self._control(path, query, body)
         else:
             reply = no_route()
-        if self.server.stopping.is_set():
-            # Stopped mid-request (a hang cut short): drop it like a dying server would.
+        if reply is None or self.server.stopping.is_set():
+            # Stopped or reset mid-request (a hang cut short): drop it like a dying server would.
             self.close_connection = True
             return
         try:
@@ -489,7 +489,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- /v1
 
-    def _api(self, path: str, query: dict[str, str], body: bytes) -> Reply:
+    def _api(self, path: str, query: dict[str, str], body: bytes) -> Reply | None:
         state = self.server.state
         key = self._bearer_key()
         try:
@@ -507,9 +507,12 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
         plan = state.faults.plan(self.command, path)
+        generation = state.generation
         self._sleep(plan.latency_s)
         if not plan.hang_after:
             self._sleep(plan.hang_s)
+        if state.generation != generation:
+            return None  # the state was reset while this request slept: drop it
         reply = self._answer(plan, path, query, body, key)
         if plan.hang_after:
             self._sleep(plan.hang_s)

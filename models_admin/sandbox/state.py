@@ -426,6 +426,7 @@ class SandboxState:
         self.faults = Faults(latency_ms=latency_ms)
         self.requests: list[RecordedRequest] = []
         self._workspaces: dict[str, Workspace] = {}
+        self.generation = 0  # bumped by reset()
         self._lock = threading.Lock()
 
     def workspace(self, api_key: str) -> Workspace:
@@ -450,4 +451,6 @@ class SandboxState:
         with self._lock:
             self._workspaces.clear()
             self.requests.clear()
+            # Requests still sleeping in a hang belong to the old state: they are dropped.
+            self.generation += 1
         self.faults.clear()

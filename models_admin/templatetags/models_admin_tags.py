@@ -107,7 +107,7 @@ def sort_link(context: template.Context, field: str, label: str, query: ModelQue
     url = f"{reverse('models_admin:model_list')}?{params.urlencode()}"
     arrow = (" ↓" if descending else " ↑") if active else ""
     return format_html(
-        '<a href="{}" hx-get="{}" hx-target="#model-table" hx-push-url="true">{}{}</a>',
+        '<a href="{}" hx-get="{}" hx-target="#model-table" hx-swap="outerHTML" hx-push-url="true">{}{}</a>',
         url,
         url,
         label,

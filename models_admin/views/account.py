@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
@@ -95,7 +96,13 @@ def _team_page(
         }
         for member in members
     ]
-    context = {"rows": rows, "form": form, "role_choices": roles.Role.choices, "new_link": new_link}
+    context = {
+        "rows": rows,
+        "form": form,
+        "role_choices": roles.Role.choices,
+        "new_link": new_link,
+        "link_days": settings.PASSWORD_RESET_TIMEOUT // (24 * 60 * 60),
+    }
     return render(request, "models_admin/team.html", context)
 
 
@@ -139,10 +146,9 @@ def team_role(request: AuthedRequest, user_id: int) -> HttpResponse:
         except services.ServiceError as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(
-                request,
-                f"{member.username} is now a {roles.Role(form.cleaned_data['role']).label.lower()}.",
-            )
+            label = roles.Role(form.cleaned_data["role"]).label.lower()
+            article = "an" if label[0] in "aeiou" else "a"
+            messages.success(request, f"{member.username} is now {article} {label}.")
     else:
         messages.error(request, "Pick one of the roles.")
     return redirect(request, reverse("models_admin:team"))

@@ -19,8 +19,11 @@ def actor(request: AuthedRequest) -> Actor:
 
 
 def is_partial(request: AuthedRequest) -> bool:
-    """An htmx request for a fragment (boosted requests want whole pages)."""
-    return bool(request.htmx) and not request.htmx.boosted
+    """An htmx request for a fragment. Boosted requests and history restores (the Back
+    button with htmx's history cache off) want whole pages."""
+    return (
+        bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
+    )
 
 
 def safe_next(request: HttpRequest, default: str) -> str:

@@ -1,10 +1,11 @@
-"""Health checks for load balancers and orchestrators: no login, no upstream calls."""
+"""Health checks for load balancers and orchestrators: no login, no upstream calls.
+
+Served by middleware.HealthCheckMiddleware, ahead of host checks and the login requirement."""
 
 from __future__ import annotations
 
 import logging
 
-from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -14,7 +15,6 @@ from django.views.decorators.http import require_GET
 logger = logging.getLogger(__name__)
 
 
-@login_not_required
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -22,7 +22,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-@login_not_required
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:

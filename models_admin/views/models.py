@@ -10,9 +10,16 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import (
+    HttpResponseClientRedirect,
+    HttpResponseClientRefresh,
+    reswap,
+    retarget,
+    trigger_client_event,
+)
 
 from models_admin import forms, inventory, remote, services
+from models_admin.audit import Action
 from models_admin.http import AuthedRequest
 from models_admin.views.common import actor, failure, is_partial, redirect, safe_next
 
@@ -73,6 +80,10 @@ def model_edit(request: AuthedRequest, model_id: str) -> HttpResponse:
     template = (
         "models_admin/_model_fields.html" if is_partial(request) else "models_admin/model_edit.html"
     )
+    action = Action.MODEL_UPDATE if request.method == "POST" else ""
+    services.authorize(
+        actor(request), "models_admin.change_models", action=action, target_id=model_id
+    )
     if request.method == "GET":
         card = _card_page(request, model_id)
         if isinstance(card, HttpResponse):
@@ -110,8 +121,11 @@ def model_edit(request: AuthedRequest, model_id: str) -> HttpResponse:
             messages.success(request, f"Saved {card.display_name}.")
             if not is_partial(request):
                 return redirect(request, reverse("models_admin:model_detail", args=[model_id]))
-            response = render(request, template, {"card": card, "model_id": model_id})
-            return trigger_client_event(response, "modelsChanged")
+            # The heading and the tab title show the name too: swap the whole detail.
+            response = render(
+                request, "models_admin/_model_detail.html", {"card": card, "model_id": model_id}
+            )
+            return retarget(reswap(response, "outerHTML"), "#model-detail")
     return render(request, template, context)
 
 
@@ -126,6 +140,9 @@ def _set_archived(request: AuthedRequest, model_id: str, *, archived: bool) -> H
     messages.success(request, f"{'Archived' if archived else 'Unarchived'} {card.display_name}.")
     if not is_partial(request):
         return redirect(request, back)
+    if request.POST.get("view") == "dialog":
+        # "Archive instead" in the delete dialog: the page behind it is out of date.
+        return HttpResponseClientRefresh()
     if in_row:
         row = inventory.Inventory.build([card]).rows[0]
         response = render(request, "models_admin/_model_row.html", {"row": row})
@@ -133,7 +150,7 @@ def _set_archived(request: AuthedRequest, model_id: str, *, archived: bool) -> H
         response = render(
             request, "models_admin/_model_detail.html", {"card": card, "model_id": model_id}
         )
-    return trigger_client_event(response, "modelsChanged")
+    return response
 
 
 @require_POST
@@ -149,22 +166,33 @@ def model_unarchive(request: AuthedRequest, model_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def model_delete(request: AuthedRequest, model_id: str) -> HttpResponse:
     """GET: the confirmation (a dialog for htmx, a page otherwise). POST: delete."""
-    services.authorize(actor(request), "models_admin.delete_models")
+    # Refused here already (so a member's form is never validated), and recorded when posted.
+    action = Action.MODEL_DELETE if request.method == "POST" else ""
+    services.authorize(
+        actor(request), "models_admin.delete_models", action=action, target_id=model_id
+    )
     template = (
         "models_admin/_delete_dialog.html"
         if is_partial(request)
         else "models_admin/model_delete.html"
     )
     list_url = reverse("models_admin:model_list")
+    # Where the delete was asked from: a list row, the detail page (in a dialog), or the page.
+    view = (
+        request.POST.get("view")
+        or request.GET.get("view")
+        or ("row" if is_partial(request) else "page")
+    )
     if request.method == "GET":
         card = _card_page(request, model_id)
         if isinstance(card, HttpResponse):
             return card
         form = forms.ModelDeleteForm(model_id=model_id)
-        return render(request, template, {"card": card, "form": form, "model_id": model_id})
+        context = {"card": card, "form": form, "model_id": model_id, "view": view}
+        return render(request, template, context)
 
     form = forms.ModelDeleteForm(request.POST, model_id=model_id)
-    context: dict[str, object] = {"form": form, "model_id": model_id, "card": None}
+    context = {"form": form, "model_id": model_id, "card": None, "view": view}
     if form.is_valid():
         try:
             services.model_delete(
@@ -172,7 +200,7 @@ def model_delete(request: AuthedRequest, model_id: str) -> HttpResponse:
             )
         except remote.ModelNotFound as exc:
             messages.warning(request, f"{model_id} was already gone from Mistral. {exc.message}")
-            return _deleted(request, model_id, list_url)
+            return _deleted(request, model_id, list_url, view)
         except (services.ServiceError, remote.ModelsApiError) as exc:
             if not is_partial(request):
                 return failure(request, exc, back=safe_next(request, list_url))
@@ -180,14 +208,14 @@ def model_delete(request: AuthedRequest, model_id: str) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             messages.success(request, f"Deleted {model_id}.")
-            return _deleted(request, model_id, list_url)
+            return _deleted(request, model_id, list_url, view)
     return render(request, template, context)
 
 
-def _deleted(request: AuthedRequest, model_id: str, list_url: str) -> HttpResponse:
+def _deleted(request: AuthedRequest, model_id: str, list_url: str, view: str) -> HttpResponse:
     if not is_partial(request):
         return redirect(request, list_url)
-    if request.POST.get("view") == "detail":
+    if view != "row":
         return HttpResponseClientRedirect(list_url)
     response = HttpResponse("")
     return trigger_client_event(response, "modelDeleted", {"id": model_id})

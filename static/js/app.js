@@ -61,7 +61,7 @@
     var d = dialog();
     if (event.detail.target === d && d.innerHTML.trim() && !d.open) {
       d.showModal();
-      var first = d.querySelector("input:not([type=hidden]), textarea, select, button");
+      var first = d.querySelector("input:not([type=hidden]), textarea, select") || d.querySelector("button");
       if (first) first.focus();
     }
   });
@@ -70,6 +70,30 @@
   document.addEventListener("close", function (event) {
     if (event.target === dialog()) dialog().innerHTML = "";
   }, true);
+
+  // Bulk selection: the "select all on this page" box, the count, and the button that
+  // needs at least one ticked row.
+  function updateSelection() {
+    var boxes = document.querySelectorAll('input[name="ids"][form="bulk-form"]');
+    var ticked = Array.prototype.filter.call(boxes, function (box) { return box.checked; }).length;
+    document.querySelectorAll("[data-selected-count]").forEach(function (el) { el.textContent = ticked; });
+    document.querySelectorAll("[data-needs-selection]").forEach(function (el) { el.disabled = ticked === 0; });
+    var all = document.querySelector("[data-select-all]");
+    if (all) {
+      all.checked = boxes.length > 0 && ticked === boxes.length;
+      all.indeterminate = ticked > 0 && ticked < boxes.length;
+    }
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("[data-select-all]")) {
+      document.querySelectorAll('input[name="ids"][form="bulk-form"]').forEach(function (box) {
+        box.checked = event.target.checked;
+      });
+    }
+    if (event.target.matches('[data-select-all], input[name="ids"]')) updateSelection();
+  });
+  document.addEventListener("htmx:afterSettle", updateSelection);
+  document.addEventListener("DOMContentLoaded", updateSelection);
 
   // Server events (HX-Trigger).
   document.body.addEventListener("closeDialog", closeDialog);

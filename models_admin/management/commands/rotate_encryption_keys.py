@@ -49,7 +49,8 @@ class Command(BaseCommand):
         )
         if dry_run:
             self.stdout.write("Dry run: nothing was written.")
-        elif undecryptable:
+        # A dry run fails too: it is how to learn, before dropping a key, that some are lost.
+        if undecryptable:
             raise CommandError(
                 f"{undecryptable} key(s) could not be decrypted with any configured encryption key."
             )
