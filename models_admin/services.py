@@ -273,6 +273,7 @@ def _change(
     reason: str = "",
     changes: dict[str, list[str | None]] | None = None,
     gate: remote.RateGate | None = None,
+    known: remote.ModelCard | None = None,
 ) -> Iterator[_Change]:
     """Authorise, write the attempt ahead, then run the change; the outcome is
     recorded whatever happens (see audit.attempt). The attempt carries the card from
@@ -286,14 +287,16 @@ def _change(
         upstream = upstream_for(actor.user, credential, gate=gate)
     except ServiceError as exc:
         problem = exc
-    inventory = upstream.cached_inventory() if upstream else None
-    row = inventory.find(model_id) if inventory else None
+    if known is None and upstream is not None:
+        inventory = upstream.cached_inventory()
+        row = inventory.find(model_id) if inventory else None
+        known = row.card if row else None
     with audit.attempt(
         actor=actor,
         action=action,
         target_id=model_id,
-        target_name=row.card.display_name if row else "",
-        before=audit.card_snapshot(row.card) if row else None,
+        target_name=known.display_name if known else "",
+        before=audit.card_snapshot(known) if known else None,
         changes=changes,
         reason=reason,
         credential=credential,
@@ -365,7 +368,12 @@ def _set_archived(
 ) -> remote.FineTunedModelCard:
     action = Action.MODEL_ARCHIVE if archived else Action.MODEL_UNARCHIVE
     with _change(
-        actor, "models_admin.change_models", action=action, model_id=model_id, gate=gate
+        actor,
+        "models_admin.change_models",
+        action=action,
+        model_id=model_id,
+        gate=gate,
+        known=known,
     ) as change:
         before = change.fine_tuned(model_id, known)
         if before.archived == archived:
@@ -427,6 +435,7 @@ def model_delete(
         model_id=model_id,
         reason=reason,
         gate=gate,
+        known=known,
     ) as change:
         if not reason.strip():
             raise ServiceError("Give a reason for deleting the model.")

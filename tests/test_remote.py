@@ -555,3 +555,30 @@ class TestConnectionPool:
             fingerprint("sandbox-a"),
             fingerprint("sandbox-b"),
         ]
+
+
+class TestRateGate:
+    def test_a_429_makes_every_call_sharing_the_gate_wait(self, sandbox, fake_time):
+        gate = remote.RateGate(clock=fake_time.clock, sleep=fake_time.sleep)
+        first = make_api(sandbox.url, fake_time)
+        second = make_api(sandbox.url, fake_time, key="sandbox-sibling")
+        first.gate = second.gate = gate
+        sandbox.state.faults.set(fail_status=429, fail_times=1, retry_after="3")
+
+        first.list_models()  # told to wait 3 s: it waits, and so will its siblings
+        fake_time.now -= 3  # as if the sibling started right after the 429
+        second.list_models()
+
+        assert fake_time.sleeps == [3.0, 3.0]
+
+    def test_a_call_gives_up_if_the_gate_stays_closed_past_its_budget(self, sandbox, fake_time):
+        gate = remote.RateGate(clock=fake_time.clock, sleep=fake_time.sleep)
+        gate.hold(120)
+        api = make_api(sandbox.url, fake_time, budget=10)
+        api.gate = gate
+
+        with pytest.raises(remote.ApiRateLimited) as info:
+            api.list_models()
+
+        assert info.value.retry_after == 120
+        assert sandbox.state.requests == []

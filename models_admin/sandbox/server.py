@@ -428,7 +428,11 @@ class _Handler(BaseHTTPRequestHandler):
         path = target.path
         query = dict(parse_qsl(target.query, keep_blank_values=True))
         if path == "/v1" or path.startswith("/v1/"):
-            reply = self._api(path, query, body)
+            self.server.state.enter()
+            try:
+                reply = self._api(path, query, body)
+            finally:
+                self.server.state.leave()
         elif path == "/_sandbox" or path.startswith("/_sandbox/"):
             reply = self._control(path, query, body)
         else:

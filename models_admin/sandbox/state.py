@@ -427,7 +427,20 @@ class SandboxState:
         self.requests: list[RecordedRequest] = []
         self._workspaces: dict[str, Workspace] = {}
         self.generation = 0  # bumped by reset()
+        # /v1 requests being handled now, and the most at once since the last reset:
+        # how tests and benchmarks see a client's concurrency.
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def workspace(self, api_key: str) -> Workspace:
         """The workspace of ``api_key``, created and seeded on first use."""
@@ -453,4 +466,5 @@ class SandboxState:
             self.requests.clear()
             # Requests still sleeping in a hang belong to the old state: they are dropped.
             self.generation += 1
+            self.peak_in_flight = self.in_flight
         self.faults.clear()

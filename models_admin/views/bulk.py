@@ -83,6 +83,10 @@ def bulk_start(request: AuthedRequest, job_id: UUID) -> HttpResponse:
                 actor=actor(request), job=job, reason=form.cleaned_data.get("reason") or ""
             )
         except services.ServiceError as exc:
+            job.refresh_from_db()
+            if job.state != BulkJob.State.DRAFT:  # started meanwhile (another tab, a double click)
+                messages.error(request, exc.message)
+                return _render(request, job)
             form.add_error(None, exc.message)
         else:
             job.refresh_from_db()

@@ -1,0 +1,311 @@
+"""Bulk archive, unarchive and delete: selection, one confirmation, a background run
+with bounded concurrency, per-item results, retries, and one audit record per model.
+
+The jobs run in background threads with their own database connections, so these tests
+use committed data (transactional_db)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from pytest_django.asserts import assertContains, assertTemplateUsed
+
+from models_admin import audit, roles
+from models_admin.audit import Action, Kind, Outcome
+from models_admin.models import AuditEntry, BulkItem, BulkJob
+from tests.conftest import ALICE_KEY, BOB_KEY, make_user
+
+HTMX = {"HX-Request": "true"}
+
+
+def url(name: str, *args) -> str:
+    return reverse(f"models_admin:{name}", args=args)
+
+
+@pytest.fixture
+def alice(transactional_db, sandbox):
+    return make_user("alice", roles.Role.TEAM_ADMIN, ALICE_KEY)
+
+
+@pytest.fixture
+def bob(transactional_db, sandbox):
+    return make_user("bob", roles.Role.MEMBER, BOB_KEY)
+
+
+@pytest.fixture
+def as_alice(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def fine_tuned(sandbox, key=ALICE_KEY, *, archived=False) -> list[dict]:
+    return [
+        c
+        for c in sandbox.state.workspace(key).models.values()
+        if c["type"] == "fine-tuned" and c["archived"] is archived
+    ]
+
+
+def wait_for(job: BulkJob, timeout: float = 20) -> BulkJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.state == BulkJob.State.FINISHED:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"bulk job still {job.state} after {timeout}s")
+
+
+def prepare(client, action: str, ids=(), **data):
+    return client.post(
+        url("bulk_prepare"), {"action": action, "ids": list(ids), **data}, headers=HTMX
+    )
+
+
+def start(client, job: BulkJob, **data):
+    return client.post(url("bulk_start", job.pk), data, headers=HTMX)
+
+
+class TestPrepare:
+    def test_the_selection_becomes_a_draft_to_confirm(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
+
+        response = prepare(as_alice, "archive", picked)
+
+        assertTemplateUsed(response, "models_admin/_bulk_job.html")
+        job = BulkJob.objects.get()
+        assert job.state == BulkJob.State.DRAFT
+        assert [i.model_id for i in job.items.all()] == picked
+        assertContains(response, "Archive 3 models?")
+        for model_id in picked:
+            assertContains(response, model_id)
+        assert all(c["archived"] is False for c in fine_tuned(sandbox)[:3])  # nothing happened yet
+
+    def test_only_models_the_action_applies_to_are_kept(self, as_alice, sandbox):
+        archived = fine_tuned(sandbox, archived=True)[0]["id"]
+        active = fine_tuned(sandbox)[0]["id"]
+        base = next(
+            c["id"]
+            for c in sandbox.state.workspace(ALICE_KEY).models.values()
+            if c["type"] == "base"
+        )
+
+        prepare(as_alice, "archive", [archived, active, base, "ft:not:in:the:list"])
+
+        assert [i.model_id for i in BulkJob.objects.get().items.all()] == [active]
+
+    def test_all_matching_the_filter(self, as_alice, sandbox):
+        root = fine_tuned(sandbox)[0]["root"]
+        expected = {c["id"] for c in fine_tuned(sandbox) if c["root"] == root}
+
+        prepare(as_alice, "archive", all_matching="1", root=root, type="fine-tuned")
+
+        assert {i.model_id for i in BulkJob.objects.get().items.all()} == expected
+
+    def test_nothing_that_qualifies_is_a_message(self, as_alice, sandbox):
+        response = prepare(as_alice, "unarchive", [fine_tuned(sandbox)[0]["id"]])
+
+        assert response["HX-Reswap"] == "none"
+        assertContains(response, "pick archived fine-tuned models")
+        assert not BulkJob.objects.exists()
+
+    def test_members_cannot_prepare_a_delete(self, client, bob, sandbox):
+        client.force_login(bob)
+
+        response = prepare(client, "delete", [fine_tuned(sandbox, BOB_KEY)[0]["id"]])
+
+        assert response.status_code == 403
+        assert not BulkJob.objects.exists()
+        (denied,) = AuditEntry.objects.all()
+        assert (denied.action, denied.outcome) == (Action.MODEL_DELETE, Outcome.DENIED)
+
+    def test_without_javascript_it_is_a_page(self, as_alice, sandbox):
+        response = as_alice.post(
+            url("bulk_prepare"), {"action": "archive", "ids": [fine_tuned(sandbox)[0]["id"]]}
+        )
+
+        job = BulkJob.objects.get()
+        assert response.status_code == 302 and response["Location"] == url("bulk_job", job.pk)
+        assertContains(as_alice.get(response["Location"]), "Archive 1 model?")
+
+
+class TestRun:
+    def test_a_bulk_archive_runs_and_reports_each_model(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:6]]
+        prepare(as_alice, "archive", picked)
+        job = BulkJob.objects.get()
+
+        response = start(as_alice, job)
+
+        assertContains(response, 'hx-trigger="every 1s"')  # it polls while running
+        wait_for(job)
+        assert set(job.items.values_list("status", flat=True)) == {BulkItem.Status.SUCCEEDED}
+        assert all(sandbox.state.workspace(ALICE_KEY).get(i)["archived"] for i in picked)
+        finished = as_alice.get(url("bulk_job", job.pk), headers=HTMX)
+        assert "every 1s" not in finished.content.decode()
+        assert "bulkFinished" in finished["HX-Trigger"]
+        assertContains(finished, "Archive: 6 done")
+
+    def test_every_model_is_audited_on_its_own(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:5]]
+        prepare(as_alice, "delete", picked)
+        job = BulkJob.objects.get()
+
+        start(as_alice, job, confirm_count="5", reason="quarterly cleanup")
+        wait_for(job)
+
+        attempts = AuditEntry.objects.filter(kind=Kind.ATTEMPT, action=Action.MODEL_DELETE)
+        assert sorted(a.target_id for a in attempts) == sorted(picked)
+        for attempt in attempts:
+            assert attempt.reason == "quarterly cleanup"
+            assert attempt.actor_username == "alice"
+            assert [o.outcome for o in attempt.outcomes.all()] == [Outcome.SUCCEEDED]
+            assert attempt.before and attempt.before["id"] == attempt.target_id
+        assert audit.verify_chain().ok
+        assert not set(picked) & set(sandbox.state.workspace(ALICE_KEY).models)
+
+    def test_one_call_per_model_at_most_eight_at_once(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:20]]
+        prepare(as_alice, "archive", picked)
+        job = BulkJob.objects.get()
+        sandbox.state.requests.clear()
+        sandbox.state.faults.set(latency_ms=80)
+        sandbox.state.peak_in_flight = 0
+
+        start(as_alice, job)
+        wait_for(job)
+
+        archive_calls = [r for r in sandbox.state.requests if r.method == "POST"]
+        assert len(archive_calls) == 20
+        assert (
+            len([r for r in sandbox.state.requests if r.method == "GET" and r.path != "/v1/models"])
+            == 0
+        )
+        assert 2 <= sandbox.state.peak_in_flight <= 8
+
+    def test_the_bound_is_configurable(self, as_alice, sandbox, settings):
+        settings.BULK_CONCURRENCY = 2
+        prepare(as_alice, "archive", [c["id"] for c in fine_tuned(sandbox)[:8]])
+        job = BulkJob.objects.get()
+        sandbox.state.faults.set(latency_ms=60)
+        sandbox.state.peak_in_flight = 0
+
+        start(as_alice, job)
+        wait_for(job)
+
+        assert sandbox.state.peak_in_flight == 2
+
+    def test_a_partial_failure_loses_nothing_and_can_be_retried(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:6]]
+        broken = picked[1::2]
+        pattern = "|".join(p.replace(".", r"\.") for p in broken)
+        sandbox.state.faults.set(fail_status=503, fail_times=100, match=f"POST .*({pattern})")
+        prepare(as_alice, "archive", picked)
+        job = BulkJob.objects.get()
+
+        start(as_alice, job)
+        wait_for(job)
+
+        failed = list(job.items.filter(status=BulkItem.Status.FAILED))
+        assert sorted(i.model_id for i in failed) == sorted(broken)
+        assert all("HTTP 503" in i.message for i in failed)
+        outcomes = AuditEntry.objects.filter(kind=Kind.OUTCOME)
+        assert outcomes.filter(outcome=Outcome.FAILED).count() == 3
+        assert outcomes.filter(outcome=Outcome.SUCCEEDED).count() == 3
+        page = as_alice.get(url("bulk_job", job.pk), headers=HTMX)
+        assertContains(page, "Retry the 3 failed")
+
+        sandbox.state.faults.clear()
+        response = as_alice.post(url("bulk_retry", job.pk), headers=HTMX)
+
+        retry = BulkJob.objects.exclude(pk=job.pk).get()
+        wait_for(retry)
+        assertTemplateUsed(response, "models_admin/_bulk_job.html")
+        assert sorted(retry.items.values_list("model_id", flat=True)) == sorted(broken)
+        assert set(retry.items.values_list("status", flat=True)) == {BulkItem.Status.SUCCEEDED}
+        assert all(sandbox.state.workspace(ALICE_KEY).get(i)["archived"] for i in picked)
+
+    def test_rate_limits_are_waited_out_together(self, as_alice, sandbox):
+        prepare(as_alice, "archive", [c["id"] for c in fine_tuned(sandbox)[:6]])
+        job = BulkJob.objects.get()
+        sandbox.state.faults.set(fail_status=429, fail_times=2, retry_after="0.3", match="POST")
+
+        start(as_alice, job)
+        wait_for(job)
+
+        assert set(job.items.values_list("status", flat=True)) == {BulkItem.Status.SUCCEEDED}
+        assert (
+            len([r for r in sandbox.state.requests if r.method == "POST"]) == 8
+        )  # 6 + the 2 refused
+
+
+class TestConfirm:
+    def test_a_delete_needs_the_count_typed_and_a_reason(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:4]]
+        prepare(as_alice, "delete", picked)
+        job = BulkJob.objects.get()
+
+        wrong = start(as_alice, job, confirm_count="3", reason="cleanup")
+        no_reason = start(as_alice, job, confirm_count="4", reason="")
+
+        assertContains(wrong, "Type 4, the number of models")
+        assertContains(no_reason, "This field is required")
+        job.refresh_from_db()
+        assert job.state == BulkJob.State.DRAFT
+        assert all(i in sandbox.state.workspace(ALICE_KEY).models for i in picked)
+
+    def test_a_job_starts_once(self, as_alice, sandbox):
+        prepare(as_alice, "archive", [fine_tuned(sandbox)[0]["id"]])
+        job = BulkJob.objects.get()
+        start(as_alice, job)
+
+        again = start(as_alice, job)
+
+        wait_for(job)
+        assertContains(again, "already started")
+        assert AuditEntry.objects.filter(kind=Kind.ATTEMPT).count() == 1
+
+    def test_someone_elses_job_is_not_found(self, as_alice, client, sandbox, transactional_db):
+        prepare(as_alice, "archive", [fine_tuned(sandbox)[0]["id"]])
+        job = BulkJob.objects.get()
+        carol = make_user("carol", roles.Role.MEMBER, "sandbox-carol-key-1234")
+        client.force_login(carol)
+
+        assert client.get(url("bulk_job", job.pk)).status_code == 403
+        assert client.post(url("bulk_start", job.pk)).status_code == 403
+
+    def test_without_javascript_the_page_refreshes_while_running(self, as_alice, sandbox):
+        prepare(as_alice, "archive", [c["id"] for c in fine_tuned(sandbox)[:2]])
+        job = BulkJob.objects.get()
+        sandbox.state.faults.set(latency_ms=300)
+
+        response = as_alice.post(url("bulk_start", job.pk), {})
+        page = as_alice.get(response["Location"])
+
+        assert response["Location"] == url("bulk_job", job.pk)
+        assertContains(page, '<meta http-equiv="refresh" content="2">')
+        wait_for(job)
+
+
+class TestInterrupted:
+    def test_a_job_whose_runner_died_offers_to_retry_the_unfinished(self, as_alice, alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
+        prepare(as_alice, "archive", picked)
+        job = BulkJob.objects.get()
+        # What a process killed mid-job leaves: running, silent for minutes, items pending.
+        BulkJob.objects.filter(pk=job.pk).update(
+            state=BulkJob.State.RUNNING, heartbeat_at=timezone.now() - timedelta(minutes=5)
+        )
+
+        page = as_alice.get(url("bulk_job", job.pk), headers=HTMX)
+        as_alice.post(url("bulk_retry", job.pk), headers=HTMX)
+
+        assertContains(page, "interrupted")
+        assert "every 1s" not in page.content.decode()
+        retry = BulkJob.objects.exclude(pk=job.pk).get()
+        wait_for(retry)
+        assert sorted(retry.items.values_list("model_id", flat=True)) == sorted(picked)
