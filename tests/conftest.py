@@ -98,3 +98,27 @@ def _audit_triggers(request) -> Iterator[None]:
     yield
     if transactional:
         audit_sql.drop(connection)
+
+
+@pytest.fixture
+def as_alice(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def as_bob(client, bob):
+    client.force_login(bob)
+    return client
+
+
+@pytest.fixture
+def as_carol(client, carol):
+    client.force_login(carol)
+    return client
+
+
+@pytest.fixture
+def as_charlie(client, charlie):
+    client.force_login(charlie)
+    return client

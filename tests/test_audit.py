@@ -51,12 +51,6 @@ def verify() -> audit.ChainReport:
     return audit.verify_chain()
 
 
-@pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def append_event(actor_user: User, n: int = 1, **fields) -> list[AuditEntry]:
     actor = Actor(user=actor_user, ip="127.0.0.1")
     return [

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,6 +17,7 @@ from django.db import connection, connections
 from models_admin import audit, roles
 from models_admin.audit import Action, Actor, Kind, Outcome
 from models_admin.models import AuditEntry
+from tests import servers
 from tests.conftest import ALICE_KEY, make_user
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +36,6 @@ def assert_contiguous_chain(expected: int) -> None:
     assert seqs == list(range(1, expected + 1))
     report = audit.verify_chain()
     assert report.ok, report.problem
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TestParallelWriters:
@@ -69,7 +60,6 @@ class TestParallelWriters:
 @pytest.fixture
 def gunicorn(transactional_db, sandbox):
     """The dashboard under gunicorn with several workers, on this test database."""
-    port = free_port()
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -77,43 +67,11 @@ def gunicorn(transactional_db, sandbox):
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "DASHBOARD_TEST_MISTRAL_API_URL": sandbox.url,
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "dashboard.wsgi",
-            "--workers",
-            "4",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--timeout",
-            "30",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(
-                f"gunicorn did not start: {process.stderr.read().decode() if process.stderr else ''}"
-            )
-        time.sleep(0.1)
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    with servers.gunicorn(env, "--workers", "4", "--timeout", "30", "--log-level", "warning") as (
+        base,
+        _,
+    ):
+        yield base
 
 
 class TestGunicornWorkers:

@@ -36,12 +36,6 @@ def bob(transactional_db, sandbox):
     return make_user("bob", roles.Role.MEMBER, BOB_KEY)
 
 
-@pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def fine_tuned(sandbox, key=ALICE_KEY, *, archived=False) -> list[dict]:
     return [
         c

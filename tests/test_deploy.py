@@ -9,10 +9,8 @@ import os
 import re
 import runpy
 import shlex
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -23,6 +21,7 @@ from pytest_django.asserts import assertContains
 
 from models_admin.http import client_ip
 from models_admin.logging import JsonFormatter, RequestIdFilter
+from tests import servers
 from tests.conftest import make_user
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,12 +54,6 @@ def run(
     args: list[str], env: dict[str, str], timeout: int = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TestDeployCheck:
@@ -202,7 +195,7 @@ class TestHealthChecks:
         settings.CACHES = {
             "default": {
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",
-                "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+                "LOCATION": f"redis://127.0.0.1:{servers.free_port()}/0",
             }
         }
 
@@ -235,39 +228,18 @@ class TestGunicorn:
     def test_it_serves_the_app_with_json_request_logs(self, tmp_path):
         env = production_env(
             tmp_path,
-            GUNICORN_BIND=f"127.0.0.1:{free_port()}",
+            GUNICORN_BIND=f"127.0.0.1:{servers.free_port()}",
             WEB_CONCURRENCY="2",
             LOG_FORMAT="json",
             DJANGO_SECURE_SSL_REDIRECT="false",
         )
         assert run([PYTHON, "manage.py", "migrate", "--noinput"], env).returncode == 0
         assert run([PYTHON, "manage.py", "collectstatic", "--noinput"], env).returncode == 0
-        base = "http://" + env["GUNICORN_BIND"]
-        process = subprocess.Popen(
-            [PYTHON, "-m", "gunicorn", "dashboard.wsgi", "--config", "gunicorn.conf.py"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None and time.monotonic() < deadline, (
-                    "gunicorn did not start"
-                )
-                time.sleep(0.1)
+        port = int(env["GUNICORN_BIND"].rsplit(":", 1)[1])
+        with servers.gunicorn(env, "--config", "gunicorn.conf.py", port=port) as (base, process):
             ready = httpx.get(f"{base}/readyz")
             login = httpx.get(f"{base}/accounts/login/", headers={"Host": "models.example.com"})
-        finally:
-            process.terminate()
-            out, err = process.communicate(timeout=15)
+        out, err = process.communicate(timeout=15)
 
         assert ready.json()["database"] == "ok"
         assert login.status_code == 200

@@ -44,13 +44,8 @@ def snapshot(sandbox, key: str) -> dict[str, dict]:
 
 
 @pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
 def as_bob(bob):
+    """Bob in a client of his own: these tests act as alice and bob side by side."""
     client = Client()
     client.force_login(bob)
     return client

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from models_admin import remote
 from models_admin.remote import ModelsApi, RetryPolicy
 from models_admin.sandbox import fingerprint
+from tests import servers
 
 KEY = "sandbox-client-tests"
 
@@ -72,12 +72,6 @@ def a_classifier(sandbox, key: str = KEY) -> dict:
         for c in sandbox.state.workspace(key).models.values()
         if c["id"].startswith("ft:classifier:")
     )
-
-
-def dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TestListModels:
@@ -411,7 +405,7 @@ class TestErrors:
         assert len(fake_time.sleeps) == 1
 
     def test_connection_refused_is_unavailable_and_retried(self, fake_time):
-        api = make_api(f"http://127.0.0.1:{dead_port()}", fake_time)
+        api = make_api(f"http://127.0.0.1:{servers.free_port()}", fake_time)
 
         with pytest.raises(remote.ApiUnavailable) as info:
             api.list_models()

@@ -81,24 +81,6 @@ def logged_in(user: User) -> Client:
 
 
 @pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def as_bob(client, bob):
-    client.force_login(bob)
-    return client
-
-
-@pytest.fixture
-def as_carol(client, carol):
-    client.force_login(carol)
-    return client
-
-
-@pytest.fixture
 def nobody(db) -> User:
     """Signed up, but in no role group."""
     return make_user("nobody", None)

@@ -48,18 +48,6 @@ def fine_tuned_id(sandbox, key: str) -> str:
 
 
 @pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def as_charlie(client, charlie):
-    client.force_login(charlie)
-    return client
-
-
-@pytest.fixture
 def fast_timeout(settings):
     """One short attempt per call, so a hanging sandbox costs a fifth of a second."""
     settings.MISTRAL_API_TIMEOUT = 0.2

@@ -50,30 +50,6 @@ def url(name: str, *args) -> str:
     return reverse(f"models_admin:{name}", args=args)
 
 
-@pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def as_bob(client, bob):
-    client.force_login(bob)
-    return client
-
-
-@pytest.fixture
-def as_carol(client, carol):
-    client.force_login(carol)
-    return client
-
-
-@pytest.fixture
-def as_charlie(client, charlie):
-    client.force_login(charlie)
-    return client
-
-
 class TestModelList:
     def test_it_requires_login(self, client, db):
         response = client.get(url("model_list"))
