@@ -122,12 +122,14 @@ class TestActionsOnBobsModels:
         assert only_alices_key_was_used(sandbox)
 
     @pytest.mark.parametrize("page", ["model_edit", "model_delete"])
-    def test_the_forms_are_404s(self, as_alice, sandbox, bob_listed_first, page):
+    def test_the_forms_do_not_open(self, as_alice, sandbox, bob_listed_first, page):
         model = bobs_model(sandbox, archived=False)
 
         response = as_alice.get(url(page, model["id"]), headers=HTMX)
 
-        assertContains(response, "does not exist", status_code=404)
+        # An alert says why; nothing is swapped in.
+        assertContains(response, "does not exist")
+        assert response["HX-Reswap"] == "none"
         assert only_alices_key_was_used(sandbox)
 
     def test_edit_changes_nothing(self, as_alice, sandbox, bob_listed_first):

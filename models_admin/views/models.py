@@ -54,16 +54,25 @@ def _card_page(request: AuthedRequest, model_id: str) -> HttpResponse | remote.M
         return services.model_get(actor=actor(request), model_id=model_id)
     except (services.MissingApiKey, services.UndecryptableApiKey) as exc:
         return failure(request, exc, back=request.get_full_path())
-    except remote.ModelNotFound as exc:
-        context = {"model_id": model_id, "error": exc.message, "gone": True}
-        return render(request, "models_admin/model_detail.html", context, status=404)
     except remote.ModelsApiError as exc:
-        context = {
-            "model_id": model_id,
-            "error": exc.message,
-            "key_link": isinstance(exc, remote.ApiAuthFailed),
-        }
-        return render(request, "models_admin/model_detail.html", context)
+        if is_partial(request):  # a form or dialog that can't open: say why, swap nothing
+            return failure(request, exc, back=reverse("models_admin:model_list"))
+        return _card_problem(request, model_id, exc)
+
+
+def _card_problem(
+    request: AuthedRequest, model_id: str, exc: remote.ModelsApiError
+) -> HttpResponse:
+    """The detail page saying why the model can't be shown (404 when it is gone)."""
+    gone = isinstance(exc, remote.ModelNotFound)
+    context = {
+        "model_id": model_id,
+        "error": exc.message,
+        "gone": gone,
+        "key_link": isinstance(exc, remote.ApiAuthFailed)
+        and not isinstance(exc, remote.ApiForbidden),
+    }
+    return render(request, "models_admin/model_detail.html", context, status=404 if gone else 200)
 
 
 @require_GET
