@@ -205,6 +205,8 @@ class RoleForm(forms.Form):
 class AuditFilterForm(forms.Form):
     """The audit log's query-string state (invalid values are ignored, like the model list)."""
 
+    label_suffix = ""
+
     q = forms.CharField(label="Search", required=False, max_length=200)
     actor = forms.CharField(label="Actor", required=False, max_length=150)
     action = forms.ChoiceField(

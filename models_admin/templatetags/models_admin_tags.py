@@ -15,6 +15,7 @@ from django.utils.html import format_html
 
 from models_admin.inventory import ModelQuery
 from models_admin.remote import Capabilities, ModelCard
+from models_admin.roles import Role
 
 register = template.Library()
 
@@ -30,6 +31,12 @@ _CAPABILITY_LABELS = {
 @register.filter
 def capability_label(flag: str) -> str:
     return _CAPABILITY_LABELS.get(flag, flag.replace("_", " "))
+
+
+@register.filter
+def role_label(value: str) -> str:
+    """A role as people say it ("team_admin" → "Team admin"); unknown values as they are."""
+    return Role(value).label if value in Role.values else value
 
 
 @register.filter
