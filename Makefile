@@ -47,6 +47,9 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+bench: venv
+	$(PY) -m bench.run
+
 lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.11 -o requirements/base.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.txt

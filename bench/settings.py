@@ -1,23 +1,40 @@
-"""Benchmark settings: the test suite's (DEBUG off, test-only secrets, the sandbox URL from
-DASHBOARD_TEST_MISTRAL_API_URL) with a real database and a quiet log.
+"""Benchmark settings: the test suite's (DEBUG off, test-only secrets, plain HTTP, the
+sandbox's URL from DASHBOARD_TEST_MISTRAL_API_URL), with production's upstream timeouts
+and retries, a real database and a quiet log.
 
 bench/run.py sets DATABASE_URL (a temporary SQLite file unless one is given) before
-Django starts, and gunicorn workers get the same environment, so every process of a run
-shares one database. Nothing here changes how the app behaves: only where it logs.
+Django starts, and the gunicorn workers it starts get the same environment, so every
+process of a run shares one database (and one Redis, with REDIS_URL).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import warnings
 
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 from tests.settings import *  # noqa: E402, F403
 from tests.settings import DATABASES, LOGGING  # noqa: E402
 
+# The test suite shortens these so that failure tests run fast; a benchmark wants what
+# production runs with (dashboard.settings read them from the environment, with its
+# defaults; tests.settings, which imported it, overrode them).
+_production = importlib.import_module("dashboard.settings")
+MISTRAL_API_TIMEOUT = _production.MISTRAL_API_TIMEOUT
+MISTRAL_API_CONNECT_TIMEOUT = _production.MISTRAL_API_CONNECT_TIMEOUT
+MISTRAL_API_RETRY_BACKOFF = _production.MISTRAL_API_RETRY_BACKOFF
+MISTRAL_API_RETRY_MAX_BACKOFF = _production.MISTRAL_API_RETRY_MAX_BACKOFF
+MISTRAL_API_RETRY_BUDGET = _production.MISTRAL_API_RETRY_BUDGET
+
 # tests.settings points the *test* database at a per-process file; the benchmark uses
-# the real one (DATABASE_URL) so that gunicorn workers and background threads see it.
+# the database itself (DATABASE_URL), which gunicorn workers and bulk threads share.
 DATABASES["default"].pop("TEST", None)
-# One line per request on stdout would drown the table (and cost time per request).
-LOGGING["root"]["level"] = "WARNING"
-LOGGING.setdefault("loggers", {})["models_admin.requests"] = {"level": "WARNING"}
+# One log line per request on stdout would drown the table and cost time per request.
+LOGGING["root"] = {"handlers": ["console"], "level": "WARNING"}
+# As in production: static files are indexed once at start-up, not looked up per request.
+WHITENOISE_AUTOREFRESH = False
+# tests.settings serves static files from the app folders; STATIC_ROOT (collectstatic's
+# output) need not exist, and WhiteNoise's warning about it would only add noise.
+warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)

@@ -1,0 +1,108 @@
+"""4. Bulk archive of 200 models, against 200 sequential calls (2,000 models, 50 ms latency).
+
+The selection is posted as the list page posts it (htmx), which makes a draft job; the
+clock runs from the confirmation (``POST /bulk/<id>/start/``, which starts the job in a
+background thread) until the job's row says ``finished`` (polled every 10 ms). Three
+jobs over three different sets of 200 models; the median counts.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from django.conf import settings
+from django.test import override_settings
+
+from bench.common import (
+    BULK_SIZE,
+    HTMX,
+    LATENCY_MS,
+    BenchError,
+    Metric,
+    expect_status,
+    upstream_calls,
+)
+from bench.environment import BULK_KEY, Environment
+from bench.upstream import _fine_tuned_ids
+from models_admin.models import BulkItem, BulkJob
+
+TARGET = 0.2
+RUNS = 3
+TIMEOUT_S = 60.0
+POLL_S = 0.01
+
+
+def _one_job(env: Environment, ids: list[str]) -> dict[str, Any]:
+    server, user = env.large, env.bulk_user
+    client = env.client(user)
+    workspace = server.state.workspace(BULK_KEY)
+    prepared = client.post("/models/bulk/", {"action": "archive", "ids": ids}, headers=HTMX)
+    expect_status(prepared, 200)
+    job = BulkJob.objects.filter(created_by=user, state=BulkJob.State.DRAFT).latest("created_at")
+    if job.items.count() != len(ids):
+        raise BenchError(f"the draft job has {job.items.count()} items, not {len(ids)}")
+    server.state.peak_in_flight = server.state.in_flight
+    with upstream_calls(server) as calls:
+        started = time.perf_counter()
+        expect_status(client.post(f"/bulk/{job.pk}/start/", {}, headers=HTMX), 200)
+        state = None
+        while time.perf_counter() < started + TIMEOUT_S:
+            state = BulkJob.objects.filter(pk=job.pk).values_list("state", flat=True).first()
+            if state == BulkJob.State.FINISHED:
+                break
+            time.sleep(POLL_S)
+        elapsed = time.perf_counter() - started
+    if state != BulkJob.State.FINISHED:
+        raise BenchError(f"the bulk job was still {state} after {TIMEOUT_S:.0f} s")
+    job.refresh_from_db()
+    failed = job.items.exclude(status=BulkItem.Status.SUCCEEDED)
+    if failed.exists():
+        raise BenchError(
+            f"bulk items did not succeed, e.g. {list(failed.values_list('model_id', 'message')[:3])}"
+        )
+    if any(not workspace.get(model_id)["archived"] for model_id in ids):
+        raise BenchError("some models are not archived upstream after the job")
+    kinds: dict[str, int] = {}
+    for call in calls:
+        kind = "archive" if call.path.endswith("/archive") else f"{call.method} {call.path}"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    assert job.finished_at is not None and job.started_at is not None
+    return {
+        "wall_seconds": round(elapsed, 3),
+        "job_started_to_finished_seconds": round(
+            (job.finished_at - job.started_at).total_seconds(), 3
+        ),
+        "upstream_calls": kinds,
+        "peak_upstream_in_flight": server.state.peak_in_flight,
+    }
+
+
+def run(env: Environment) -> list[Metric]:
+    workspace = env.large.state.workspace(BULK_KEY)
+    selection = _fine_tuned_ids(workspace, BULK_SIZE * RUNS)
+    with override_settings(MISTRAL_API_URL=env.large.url):
+        runs = [_one_job(env, selection[i * BULK_SIZE : (i + 1) * BULK_SIZE]) for i in range(RUNS)]
+    sequential = BULK_SIZE * LATENCY_MS / 1000
+    ratios = [r["wall_seconds"] / sequential for r in runs]
+    ratio = statistics.median(ratios)
+    return [
+        Metric(
+            key="bulk.archive_ratio",
+            name=f"bulk archive of {BULK_SIZE} / ({BULK_SIZE} x one call)",
+            value=round(ratio, 3),
+            unit="x",
+            target=f"<= {TARGET}",
+            met=ratio <= TARGET,
+            details={
+                "ratios": [round(r, 3) for r in ratios],
+                "sequential_seconds": sequential,
+                "bulk_concurrency": settings.BULK_CONCURRENCY,
+                "latency_floor_seconds": round(
+                    BULK_SIZE / settings.BULK_CONCURRENCY * LATENCY_MS / 1000, 3
+                ),
+                "runs": runs,
+            },
+        )
+    ]
