@@ -205,8 +205,6 @@ class RoleForm(forms.Form):
 class AuditFilterForm(forms.Form):
     """The audit log's query-string state (invalid values are ignored, like the model list)."""
 
-    label_suffix = ""
-
     q = forms.CharField(label="Search", required=False, max_length=200)
     actor = forms.CharField(label="Actor", required=False, max_length=150)
     action = forms.ChoiceField(
@@ -224,6 +222,12 @@ class AuditFilterForm(forms.Form):
     )
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Labels sit above their fields: no "Action:". (A class attribute would not do:
+        # BaseForm.__init__ overwrites it with its own default.)
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
 
     def filters(self) -> dict[str, Any]:
         """The valid, non-empty filters (the page cursors excluded)."""

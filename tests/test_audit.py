@@ -570,6 +570,27 @@ class TestReviewPage:
         assert [e.seq for e in by_target.context["page"].entries] == [4]
         assert [e.seq for e in by_search.context["page"].entries] == [2]
 
+    def test_a_filtered_table_brings_export_links_for_the_same_filters(self, as_alice, alice):
+        append_event(alice, 1)
+
+        full = as_alice.get(url("audit_list"), {"outcome": "denied"}).content.decode()
+        partial = as_alice.get(
+            url("audit_list"), {"outcome": "denied", "before": 9}, headers=HTMX
+        ).content.decode()
+
+        assert full.count('id="export-csv"') == 1
+        assert "hx-swap-oob" not in full
+        # The htmx swap replaces the table; the header's links follow out of band.
+        assert 'id="audit-exports" class="actions" hx-swap-oob="true"' in partial
+        assert f'href="{url("audit_export_csv")}?outcome=denied"' in partial
+        assert f'href="{url("audit_export_ndjson")}?outcome=denied"' in partial
+
+    def test_export_links_are_offered_to_those_who_may_export(self, client, alice, carol):
+        for user in (alice, carol):
+            client.force_login(user)
+            page = client.get(url("audit_list")).content.decode()
+            assert ('id="export-csv"' in page) == user.has_perm("models_admin.export_auditentry")
+
     def test_date_range(self, as_alice, alice):
         append_event(alice, 1)
         today = timezone.now().date()

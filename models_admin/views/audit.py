@@ -30,10 +30,9 @@ def audit_list(request: AuthedRequest) -> HttpResponse:
         before=form.cleaned_data.get("before"),
         after=form.cleaned_data.get("after"),
     )
-    context = {"form": form, "filters": filters, "page": page}
-    template = (
-        "models_admin/_audit_table.html" if is_partial(request) else "models_admin/audit_list.html"
-    )
+    partial = is_partial(request)
+    context = {"form": form, "filters": filters, "page": page, "oob_exports": partial}
+    template = "models_admin/_audit_table.html" if partial else "models_admin/audit_list.html"
     return render(request, template, context)
 
 

@@ -106,4 +106,5 @@ def bulk_retry(request: AuthedRequest, job_id: UUID) -> HttpResponse:
         return redirect(request, reverse("models_admin:bulk_job", args=[job.pk]))
     if not is_partial(request):
         return redirect(request, reverse("models_admin:bulk_job", args=[retry.pk]))
+    retry.refresh_from_db()  # the runner started it: show its progress, not the draft
     return _render(request, retry)

@@ -67,8 +67,16 @@
   });
   document.addEventListener("htmx:oobAfterSwap", function (event) { autoDismiss(event.detail.target); });
 
+  // A closed dialog is emptied, except while a bulk job runs in it: its poller stays (the
+  // dialog is only hidden) so that the list still updates when the job finishes.
   document.addEventListener("close", function (event) {
-    if (event.target === dialog()) dialog().innerHTML = "";
+    var d = dialog();
+    if (event.target !== d) return;
+    if (d.querySelector("#bulk-job[data-running]")) {
+      showAlert("The bulk action goes on in the background; the list updates when it finishes.", "info");
+      return;
+    }
+    d.innerHTML = "";
   }, true);
 
   // Bulk selection: the "select all on this page" box, the count, and the button that

@@ -229,12 +229,6 @@ class TestTeamAdmin:
         assert export_entry.details["filters"]["action"] == "model.delete"
         assert export_entry.details["filters"]["q"] == "sql-assistant"
 
-    @pytest.mark.xfail(
-        reason="BUG: the Export CSV/NDJSON links sit outside #audit-table, so an htmx "
-        "filter leaves their href on the filters the page was loaded with: the export "
-        "holds the unfiltered log",
-        strict=True,
-    )
     def test_export_right_after_filtering_holds_the_filtered_rows(self, page, live_server, history):
         page.goto(f"{live_server.url}/audit/")
         expect(audit_rows(page)).to_have_count(5)
@@ -250,11 +244,6 @@ class TestTeamAdmin:
         )
         assert {(r["action"], r["outcome"]) for r in rows} == {("model.delete", "succeeded")}
 
-    @pytest.mark.xfail(
-        reason="BUG: AuditFilterForm.label_suffix = '' is a class attribute, which "
-        "BaseForm.__init__ overwrites with ':'; the labels read 'Action:', 'To:'...",
-        strict=True,
-    )
     def test_the_filter_labels_have_no_colon(self, page, live_server, alice):
         sign_in(page, live_server, alice, "/audit/")
         labels = page.locator("form.filters label").all_inner_texts()
