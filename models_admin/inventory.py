@@ -5,10 +5,15 @@ is ever rendered."""
 
 from __future__ import annotations
 
+import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 
 from models_admin.remote import FineTunedModelCard, ModelCard
@@ -18,7 +23,9 @@ SORTS = ("name", "-name", "created", "-created", "id", "-id")
 SortKey = Literal["name", "-name", "created", "-created", "id", "-id"]
 
 
-@dataclass(frozen=True, slots=True)
+# The cached types have no __slots__: pickling a slotted dataclass goes field by field
+# through Python code, several times slower than restoring a plain __dict__.
+@dataclass(frozen=True)
 class ModelRow:
     card: ModelCard
     aliases: tuple[str, ...]  # every other id that names the same model
@@ -29,7 +36,7 @@ class ModelRow:
         return self.card.id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Inventory:
     rows: tuple[ModelRow, ...]
     roots: tuple[str, ...]
@@ -46,9 +53,12 @@ class Inventory:
         total = 0
         for card in cards:
             total += 1
+            if card.is_fine_tuned:  # one row each; only base models have aliases
+                families.append((card, {card.id}))
+                continue
             names = {card.id, *card.aliases}
             index = next((family_of[n] for n in names if n in family_of), None)
-            if index is None or card.is_fine_tuned:
+            if index is None:
                 index = len(families)
                 families.append((card, set()))
             else:
@@ -139,3 +149,58 @@ def matching(inventory: Inventory, query: ModelQuery) -> list[ModelRow]:
 def select(inventory: Inventory, query: ModelQuery) -> Page[ModelRow]:
     """The requested page of the rows that match the query, in the requested order."""
     return Paginator(matching(inventory, query), PAGE_SIZE).get_page(query.page)
+
+
+class SharedInventories:
+    """Inventories in Django's cache (Redis in production, so every worker shares one
+    list call), with a copy kept in this process so that a page view on a warm cache
+    does not unpickle thousands of cards.
+
+    The shared cache holds, per API key, a small version token and the inventory
+    under that token. A reader asks for the token (one small round trip) and uses its
+    local copy when the token matches; otherwise it loads the inventory once. Writing
+    stores a new token; forgetting deletes it, which every process sees at once."""
+
+    def __init__(self, max_local: int = 16) -> None:
+        self.max_local = max_local
+        self._local: OrderedDict[str, tuple[str, Inventory]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Inventory | None:
+        token = cache.get(key)
+        if not isinstance(token, str):
+            return None
+        with self._lock:
+            local = self._local.get(key)
+            if local is not None and local[0] == token:
+                self._local.move_to_end(key)
+                return local[1]
+        inventory = cache.get(f"{key}:{token}")
+        if not isinstance(inventory, Inventory):
+            return None
+        self._remember(key, token, inventory)
+        return inventory
+
+    def set(self, key: str, inventory: Inventory) -> None:
+        token = secrets.token_hex(8)
+        timeout = settings.MODEL_LIST_CACHE_SECONDS
+        # The inventory first, then the token that points to it: a reader never finds
+        # a token without its inventory (unless the cache evicted it: a miss).
+        cache.set(f"{key}:{token}", inventory, timeout)
+        cache.set(key, token, timeout)
+        self._remember(key, token, inventory)
+
+    def forget(self, key: str) -> None:
+        cache.delete(key)
+        with self._lock:
+            self._local.pop(key, None)
+
+    def _remember(self, key: str, token: str, inventory: Inventory) -> None:
+        with self._lock:
+            self._local[key] = (token, inventory)
+            self._local.move_to_end(key)
+            while len(self._local) > self.max_local:
+                self._local.popitem(last=False)
+
+
+shared = SharedInventories()

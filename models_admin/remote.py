@@ -162,7 +162,7 @@ class MalformedResponse(ModelsApiError):
 # --------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Capabilities:
     """The capability flags that are true. Unknown flags are kept."""
 
@@ -183,7 +183,7 @@ class Capabilities:
         return cls(frozenset(str(name) for name, value in data.items() if value is True))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelCard:
     """A card from list or retrieve: the fields every ``type`` shares."""
 
@@ -275,7 +275,7 @@ class ModelCard:
         return cls(**cls._common(r))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class BaseModelCard(ModelCard):
     """``type: "base"``: one of Mistral's own models (or one of its aliases)."""
 
@@ -296,7 +296,7 @@ class BaseModelCard(ModelCard):
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class FineTunedModelCard(ModelCard):
     """``type: "fine-tuned"``: a model trained by the caller's organisation."""
 
@@ -321,7 +321,7 @@ class FineTunedModelCard(ModelCard):
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class UnknownModelCard(ModelCard):
     """A card whose ``type`` this dashboard does not know yet (the API keeps adding them)."""
 
@@ -330,7 +330,7 @@ class UnknownModelCard(ModelCard):
         return cls(**cls._common(r))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClassifierTarget:
     name: str
     labels: tuple[str, ...]

@@ -31,7 +31,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.auth.tokens import default_token_generator
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.urls import reverse
@@ -43,6 +42,7 @@ from django.views.decorators.debug import sensitive_variables
 from models_admin import audit, audit_reports, crypto, remote, roles
 from models_admin.audit import Action, Actor, Outcome
 from models_admin.inventory import Inventory
+from models_admin.inventory import shared as inventories
 from models_admin.logging import register_secret
 from models_admin.models import ApiCredential
 
@@ -137,7 +137,7 @@ def credential_save(*, actor: Actor, api_key: str, verify: bool = True) -> ApiCr
         credential.verified_at = verified_at
         credential.save()
     if old_key and old_key != api_key:
-        cache.delete(_inventory_cache_key(old_key))
+        inventories.forget(_inventory_cache_key(old_key))
     audit.event(
         actor=actor,
         action=action,
@@ -162,7 +162,7 @@ def credential_remove(*, actor: Actor) -> bool:
     )
     credential.delete()
     if old_key:
-        cache.delete(_inventory_cache_key(old_key))
+        inventories.forget(_inventory_cache_key(old_key))
     return True
 
 
@@ -182,11 +182,10 @@ class Upstream:
     cache_key: str
 
     def cached_inventory(self) -> Inventory | None:
-        cached = cache.get(self.cache_key)
-        return cached if isinstance(cached, Inventory) else None
+        return inventories.get(self.cache_key)
 
     def forget_inventory(self) -> None:
-        cache.delete(self.cache_key)
+        inventories.forget(self.cache_key)
 
 
 @sensitive_variables("api_key")
@@ -217,12 +216,12 @@ def upstream_for(
 
 def _inventory_cache_key(api_key: str) -> str:
     digest = hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()
-    return f"inventory:v1:{digest[:40]}"
+    return f"inventory:v2:{digest[:40]}"
 
 
 def _fetch_inventory(api: remote.ModelsApi, cache_key: str) -> Inventory:
     inventory = Inventory.build(api.list_models())
-    cache.set(cache_key, inventory, settings.MODEL_LIST_CACHE_SECONDS)
+    inventories.set(cache_key, inventory)
     return inventory
 
 
