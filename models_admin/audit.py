@@ -85,6 +85,9 @@ class Actor:
     ip: str | None = None
     user_agent: str = ""
     request_id: str = ""
+    # The user's role, when the caller has looked it up already (a bulk job does, once,
+    # rather than once per entry); otherwise each entry looks it up.
+    role: roles.Role | None = None
 
     @classmethod
     def from_request(cls, request: AuthedRequest) -> Actor:
@@ -188,7 +191,7 @@ def append(
 ) -> AuditEntry:
     """Append one entry to the chain and commit it. ``system`` names a non-human actor."""
     user = actor.user if actor else None
-    role = roles.role_of(user) if user else None
+    role = (actor.role or roles.role_of(user)) if actor and user else None
     with transaction.atomic():
         head = _lock_head()
         entry = AuditEntry(

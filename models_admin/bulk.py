@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,7 +25,7 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from models_admin import inventory, remote, services
+from models_admin import inventory, remote, roles, services
 from models_admin.audit import Action, Actor
 from models_admin.models import BulkItem, BulkJob
 
@@ -208,7 +207,7 @@ def _launch(job_id: Any) -> None:
     threading.Thread(target=run_job, args=(job_id,), name=f"bulk-{job_id}", daemon=True).start()
 
 
-def _runner(job: BulkJob, actor: Actor, gate: remote.RateGate) -> Callable[..., Any]:
+def _runner(job: BulkJob, actor: Actor, upstream: services.Upstream | None) -> Callable[..., Any]:
     def known_cards() -> dict[str, remote.ModelCard]:
         try:
             inv = services.models_inventory(actor=actor)
@@ -217,22 +216,27 @@ def _runner(job: BulkJob, actor: Actor, gate: remote.RateGate) -> Callable[..., 
         return {row.id: row.card for row in inv.rows}
 
     cards = known_cards()
+    heartbeat = _Heartbeat(job)
 
     def run_item(item: BulkItem) -> None:
-        close_old_connections()
-        BulkItem.objects.filter(pk=item.pk).update(status=BulkItem.Status.RUNNING)
         status, message = BulkItem.Status.SUCCEEDED, ""
         known = cards.get(item.model_id)
         try:
             if job.action == BulkJob.Action.ARCHIVE:
-                services.model_archive(actor=actor, model_id=item.model_id, known=known, gate=gate)
+                services.model_archive(
+                    actor=actor, model_id=item.model_id, known=known, upstream=upstream
+                )
             elif job.action == BulkJob.Action.UNARCHIVE:
                 services.model_unarchive(
-                    actor=actor, model_id=item.model_id, known=known, gate=gate
+                    actor=actor, model_id=item.model_id, known=known, upstream=upstream
                 )
             else:
                 services.model_delete(
-                    actor=actor, model_id=item.model_id, reason=job.reason, known=known, gate=gate
+                    actor=actor,
+                    model_id=item.model_id,
+                    reason=job.reason,
+                    known=known,
+                    upstream=upstream,
                 )
         except remote.ModelNotFound as exc:
             status, message = (
@@ -247,36 +251,81 @@ def _runner(job: BulkJob, actor: Actor, gate: remote.RateGate) -> Callable[..., 
         except Exception:
             logger.exception("Bulk job %s: item %s failed unexpectedly", job.pk, item.model_id)
             status, message = BulkItem.Status.FAILED, "Unexpected error; see the server log."
+            close_old_connections()  # a broken connection is replaced for the next item
         BulkItem.objects.filter(pk=item.pk).update(status=status, message=message[:1000])
-        BulkJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+        heartbeat.beat()
 
     return run_item
 
 
+class _Heartbeat:
+    """The job's "still running" timestamp, written at most once a second whatever the
+    number of items (STALE_AFTER is a minute)."""
+
+    EVERY = timedelta(seconds=1)
+
+    def __init__(self, job: BulkJob) -> None:
+        self.job_pk = job.pk
+        self.last = timezone.now()
+        self.lock = threading.Lock()
+
+    def beat(self) -> None:
+        now = timezone.now()
+        with self.lock:
+            if now - self.last < self.EVERY:
+                return
+            self.last = now
+        BulkJob.objects.filter(pk=self.job_pk).update(heartbeat_at=now)
+
+
 def run_job(job_id: Any) -> None:
-    """Run a started job's pending items (in a background thread)."""
+    """Run a started job's pending items (in a background thread).
+
+    BULK_CONCURRENCY worker threads take the items in turn, each on its own database
+    connection for the whole job (closed when it ends). The job uses the stored key it
+    started with, decrypted once; its calls share one RateGate, so a 429 pauses all."""
     try:
         job = BulkJob.objects.select_related("created_by").get(pk=job_id)
         if job.created_by is None:
             return
+        user = job.created_by
         actor = Actor(
-            user=job.created_by, ip=job.ip, user_agent=job.user_agent, request_id=job.request_id
+            user=user,
+            ip=job.ip,
+            user_agent=job.user_agent,
+            request_id=job.request_id,
+            role=roles.role_of(user),
         )
         items = list(job.items.filter(status=BulkItem.Status.PENDING))
-        run_item = _runner(job, actor, remote.RateGate())
+        try:
+            upstream: services.Upstream | None = services.upstream_for(user, gate=remote.RateGate())
+        except services.ServiceError:
+            upstream = None  # each item then fails, and is audited, on its own
+        run_item = _runner(job, actor, upstream)
+        queue = iter(items)
+        queue_lock = threading.Lock()
 
-        def work(item: BulkItem) -> None:
+        def worker() -> None:
             try:
-                run_item(item)
+                while True:
+                    with queue_lock:
+                        item = next(queue, None)
+                    if item is None:
+                        return
+                    run_item(item)
             finally:
-                connections.close_all()  # this pool thread's own connections
+                connections.close_all()  # this thread's own connection
 
-        with ThreadPoolExecutor(
-            max_workers=settings.BULK_CONCURRENCY, thread_name_prefix="bulk"
-        ) as pool:
-            list(pool.map(work, items))
+        threads = [
+            threading.Thread(target=worker, name=f"bulk-{job_id}-{n}", daemon=True)
+            for n in range(min(settings.BULK_CONCURRENCY, len(items)))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         BulkJob.objects.filter(pk=job.pk).update(
-            state=BulkJob.State.FINISHED, finished_at=timezone.now()
+            state=BulkJob.State.FINISHED, finished_at=timezone.now(), heartbeat_at=timezone.now()
         )
     except Exception:
         logger.exception("Bulk job %s stopped", job_id)

@@ -271,7 +271,7 @@ def _change(
     model_id: str,
     reason: str = "",
     changes: dict[str, list[str | None]] | None = None,
-    gate: remote.RateGate | None = None,
+    upstream: Upstream | None = None,
     known: remote.ModelCard | None = None,
 ) -> Iterator[_Change]:
     """Authorise, write the attempt ahead, then run the change; the outcome is
@@ -279,13 +279,15 @@ def _change(
     the actor's cached inventory when there is one, so even a process that dies
     mid-delete leaves a record of what the model was."""
     authorize(actor, permission, action=action, target_id=model_id)
-    credential = credential_get(user=actor.user)
-    upstream: Upstream | None = None
     problem: ServiceError | None = None
-    try:
-        upstream = upstream_for(actor.user, credential, gate=gate)
-    except ServiceError as exc:
-        problem = exc
+    if upstream is not None:
+        credential: ApiCredential | None = upstream.credential
+    else:
+        credential = credential_get(user=actor.user)
+        try:
+            upstream = upstream_for(actor.user, credential)
+        except ServiceError as exc:
+            problem = exc
     if known is None and upstream is not None:
         inventory = upstream.cached_inventory()
         row = inventory.find(model_id) if inventory else None
@@ -363,7 +365,7 @@ def _set_archived(
     model_id: str,
     archived: bool,
     known: remote.ModelCard | None,
-    gate: remote.RateGate | None,
+    upstream: Upstream | None,
 ) -> remote.FineTunedModelCard:
     action = Action.MODEL_ARCHIVE if archived else Action.MODEL_UNARCHIVE
     with _change(
@@ -371,7 +373,7 @@ def _set_archived(
         "models_admin.change_models",
         action=action,
         model_id=model_id,
-        gate=gate,
+        upstream=upstream,
         known=known,
     ) as change:
         before = change.fine_tuned(model_id, known)
@@ -393,14 +395,15 @@ def model_archive(
     actor: Actor,
     model_id: str,
     known: remote.ModelCard | None = None,
-    gate: remote.RateGate | None = None,
+    upstream: Upstream | None = None,
 ) -> remote.FineTunedModelCard:
     """Archive a fine-tuned model (reversible). A bulk job passes the card it ``known``s
-    (saving a retrieve per model) and the ``gate`` its calls share.
+    (saving a retrieve per model) and the ``upstream`` its calls share (one stored key,
+    read and decrypted once per job, and one RateGate).
 
     Raises PermissionDenied, MissingApiKey, UndecryptableApiKey, NotFineTuned or
     remote.ModelsApiError."""
-    return _set_archived(actor, model_id, True, known, gate)
+    return _set_archived(actor, model_id, True, known, upstream)
 
 
 def model_unarchive(
@@ -408,10 +411,10 @@ def model_unarchive(
     actor: Actor,
     model_id: str,
     known: remote.ModelCard | None = None,
-    gate: remote.RateGate | None = None,
+    upstream: Upstream | None = None,
 ) -> remote.FineTunedModelCard:
     """Unarchive a fine-tuned model. Raises like model_archive."""
-    return _set_archived(actor, model_id, False, known, gate)
+    return _set_archived(actor, model_id, False, known, upstream)
 
 
 def model_delete(
@@ -420,10 +423,10 @@ def model_delete(
     model_id: str,
     reason: str,
     known: remote.ModelCard | None = None,
-    gate: remote.RateGate | None = None,
+    upstream: Upstream | None = None,
 ) -> remote.DeleteResult:
     """Delete a fine-tuned model for good (team admins only); ``reason`` is required.
-    ``known`` and ``gate`` as for model_archive.
+    ``known`` and ``upstream`` as for model_archive.
 
     Raises PermissionDenied, MissingApiKey, UndecryptableApiKey, NotFineTuned or
     remote.ModelsApiError (ModelNotFound when it was already gone)."""
@@ -433,7 +436,7 @@ def model_delete(
         action=Action.MODEL_DELETE,
         model_id=model_id,
         reason=reason,
-        gate=gate,
+        upstream=upstream,
         known=known,
     ) as change:
         if not reason.strip():

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertTemplateUsed
 
-from models_admin import audit, roles
+from models_admin import audit, bulk, roles
 from models_admin.audit import Action, Kind, Outcome
 from models_admin.models import AuditEntry, BulkItem, BulkJob
 from tests.conftest import ALICE_KEY, BOB_KEY, make_user
@@ -157,6 +157,7 @@ class TestRun:
         for attempt in attempts:
             assert attempt.reason == "quarterly cleanup"
             assert attempt.actor_username == "alice"
+            assert attempt.actor_role == roles.Role.TEAM_ADMIN  # looked up once per job
             assert [o.outcome for o in attempt.outcomes.all()] == [Outcome.SUCCEEDED]
             assert attempt.before and attempt.before["id"] == attempt.target_id
         assert audit.verify_chain().ok
@@ -303,3 +304,38 @@ class TestInterrupted:
         retry = BulkJob.objects.exclude(pk=job.pk).get()
         wait_for(retry)
         assert sorted(retry.items.values_list("model_id", flat=True)) == sorted(picked)
+
+
+class TestRunner:
+    def test_without_a_usable_key_each_item_fails_and_is_audited(self, as_alice, alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
+        prepare(as_alice, "archive", picked)
+        job = BulkJob.objects.get()
+        BulkJob.objects.filter(pk=job.pk).update(state=BulkJob.State.RUNNING)
+        alice.api_credential.delete()  # removed between the confirmation and the run
+        before = len(sandbox.state.requests)
+
+        bulk.run_job(job.pk)
+
+        job.refresh_from_db()
+        assert job.state == BulkJob.State.FINISHED
+        assert set(job.items.values_list("status", flat=True)) == {BulkItem.Status.FAILED}
+        attempts = AuditEntry.objects.filter(kind=Kind.ATTEMPT, action=Action.MODEL_ARCHIVE)
+        assert sorted(a.target_id for a in attempts) == sorted(picked)
+        assert {o.outcome for a in attempts for o in a.outcomes.all()} == {Outcome.FAILED}
+        assert len(sandbox.state.requests) == before  # nothing was sent
+
+    def test_the_heartbeat_is_written_at_most_once_a_second(self, as_alice, sandbox):
+        prepare(as_alice, "archive", [fine_tuned(sandbox)[0]["id"]])
+        job = BulkJob.objects.get()
+        heartbeat = bulk._Heartbeat(job)
+
+        heartbeat.beat()
+        assert BulkJob.objects.get().heartbeat_at is None
+        heartbeat.last -= timedelta(seconds=2)
+        heartbeat.beat()
+        first = BulkJob.objects.get().heartbeat_at
+        heartbeat.beat()
+
+        assert first is not None
+        assert BulkJob.objects.get().heartbeat_at == first
