@@ -150,8 +150,10 @@ class History:
             for sql in connection.ops.sequence_reset_sql(no_style(), [AuditEntry]):
                 cursor.execute(sql)
             if connection.vendor == "postgresql":
-                # As autovacuum would soon after such growth: the planner sees the table's size.
-                cursor.execute(f"ANALYZE {AuditEntry._meta.db_table}")
+                # As autovacuum would soon after such growth: the planner sees the table's
+                # size, and the visibility map is set (so that an autovacuum starting in
+                # the middle of the timings does not make them noisy).
+                cursor.execute(f"VACUUM ANALYZE {AuditEntry._meta.db_table}")
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         """One multi-row INSERT per batch: the ORM's bulk_create spends most of its time
