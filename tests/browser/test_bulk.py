@@ -58,18 +58,18 @@ def apply_selected(page: Page) -> Locator:
 
 
 def choose(page: Page, action: str) -> None:
-    """Pick the bulk action; call it before ticking any row.
-
-    Works around a bug (test_choosing_the_action_after_ticking_keeps_the_selection):
-    the first change of the "Bulk action" select after a page load also fires the
-    filter form's htmx request, which replaces #model-table, dropping the ticks and
-    resetting the select. Wait for that request (if any) to end, then pick the action
-    again on the fresh select, which is no longer listened to."""
+    """Pick the bulk action (before or after ticking rows: either keeps the selection)."""
     select = page.get_by_label("Bulk action")
     select.select_option(label=action)
-    expect(page.locator("#loading")).not_to_have_class(re.compile(r"htmx-request"))
-    select.select_option(label=action)
     expect(select).to_have_value(action.lower())
+
+
+def confirm_for(page: Page, action: str, picked: list[dict]) -> None:
+    """Choose the action, tick the picked rows and open the batch's confirmation."""
+    choose(page, action)
+    for card in picked:
+        tick(page, card)
+    apply_selected(page).click()
 
 
 def dialog_title(page: Page) -> Locator:
@@ -141,10 +141,7 @@ class TestBulkArchive:
     ):
         picked = cards(sandbox, count=3)
         sign_in(page, live_server, alice)
-        choose(page, "Archive")
-        for card in picked:
-            tick(page, card)
-        apply_selected(page).click()
+        confirm_for(page, "Archive", picked)
         dialog = page.locator("#dialog")
         expect(dialog_title(page)).to_have_text("Archive 3 models?")
         sandbox.state.faults.set(latency_ms=SLOW_MS)
@@ -277,10 +274,7 @@ class TestBulkDelete:
         picked = cards(sandbox, count=2)
         sign_in(page, live_server, alice)
         mark_page(page)
-        choose(page, "Delete")
-        for card in picked:
-            tick(page, card)
-        apply_selected(page).click()
+        confirm_for(page, "Delete", picked)
         dialog = page.locator("#dialog")
         expect(dialog_title(page)).to_have_text("Delete 2 models?")
         count = dialog.get_by_label("Type the number of models to confirm")
@@ -324,10 +318,7 @@ def run_with_two_failures(page: Page, live_server, alice, sandbox) -> tuple[list
     broken = picked[1::2]
     pattern = "|".join(re.escape(c["id"]) for c in broken)
     sign_in(page, live_server, alice)
-    choose(page, "Archive")
-    for card in picked:
-        tick(page, card)
-    apply_selected(page).click()
+    confirm_for(page, "Archive", picked)
     expect(dialog_title(page)).to_have_text("Archive 4 models?")
     sandbox.state.faults.set(fail_status=503, fail_times=100, match=f"POST .*({pattern})")
 
