@@ -1,5 +1,6 @@
-"""What the current user may do, for showing or hiding controls. Only cosmetic: every
-service checks the permission again before acting."""
+"""What the current user may do, for showing or hiding controls: the one source of the
+templates' permission flags (no ``perms.`` in templates). Only cosmetic: every service
+checks the permission again before acting."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ def abilities(request: HttpRequest) -> dict[str, bool]:
     return {
         "can_change": user.has_perm("models_admin.change_models"),
         "can_delete": user.has_perm("models_admin.delete_models"),
+        "can_manage_team": user.has_perm("models_admin.manage_team"),
+        "can_view_audit": user.has_perm("models_admin.view_auditentry"),
+        "can_export_audit": user.has_perm("models_admin.export_auditentry"),
     }
 
 

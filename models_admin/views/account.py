@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -14,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from models_admin import forms, remote, roles, services
 from models_admin.http import AuthedRequest
-from models_admin.views.common import actor, is_partial, redirect, safe_next
+from models_admin.views.common import actor, is_partial, redirect, requires, safe_next
 
 
 @sensitive_post_parameters("api_key")
@@ -69,14 +68,9 @@ def api_key_remove(request: AuthedRequest) -> HttpResponse:
     return redirect(request, reverse("models_admin:api_key"))
 
 
-def _require_manage_team(request: AuthedRequest) -> None:
-    if not request.user.has_perm("models_admin.manage_team"):
-        raise PermissionDenied("Only team admins manage the team.")
-
-
 @require_GET
+@requires("models_admin.manage_team")
 def team(request: AuthedRequest) -> HttpResponse:
-    _require_manage_team(request)
     return _team_page(request, forms.AddMemberForm())
 
 
@@ -108,8 +102,8 @@ def _team_page(
 
 @sensitive_post_parameters("password")
 @require_POST
+@requires("models_admin.manage_team")
 def team_add(request: AuthedRequest) -> HttpResponse:
-    _require_manage_team(request)
     form = forms.AddMemberForm(request.POST)
     if not form.is_valid():
         return _team_page(request, form)
@@ -134,8 +128,8 @@ def team_add(request: AuthedRequest) -> HttpResponse:
 
 
 @require_POST
+@requires("models_admin.manage_team")
 def team_role(request: AuthedRequest, user_id: int) -> HttpResponse:
-    _require_manage_team(request)
     member = get_object_or_404(User, pk=user_id)
     form = forms.RoleForm(request.POST)
     if form.is_valid():
@@ -155,8 +149,8 @@ def team_role(request: AuthedRequest, user_id: int) -> HttpResponse:
 
 
 @require_POST
+@requires("models_admin.manage_team")
 def team_active(request: AuthedRequest, user_id: int) -> HttpResponse:
-    _require_manage_team(request)
     member = get_object_or_404(User, pk=user_id)
     active = request.POST.get("active") == "1"
     try:
@@ -171,8 +165,8 @@ def team_active(request: AuthedRequest, user_id: int) -> HttpResponse:
 
 
 @require_POST
+@requires("models_admin.manage_team")
 def team_password_link(request: AuthedRequest, user_id: int) -> HttpResponse:
-    _require_manage_team(request)
     member = get_object_or_404(User, pk=user_id)
     link = request.build_absolute_uri(
         services.member_password_link(actor=actor(request), member=member)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
@@ -12,17 +11,12 @@ from django.views.decorators.http import require_GET
 from models_admin import audit_reports, forms, services
 from models_admin.http import AuthedRequest
 from models_admin.models import AuditEntry
-from models_admin.views.common import actor, is_partial
-
-
-def _require_view(request: AuthedRequest) -> None:
-    if not request.user.has_perm("models_admin.view_auditentry"):
-        raise PermissionDenied("Only team admins and auditors can read the audit log.")
+from models_admin.views.common import actor, is_partial, requires
 
 
 @require_GET
+@requires("models_admin.view_auditentry")
 def audit_list(request: AuthedRequest) -> HttpResponse:
-    _require_view(request)
     form = forms.AuditFilterForm(request.GET)
     filters = form.filters()
     page = audit_reports.page(
@@ -37,8 +31,8 @@ def audit_list(request: AuthedRequest) -> HttpResponse:
 
 
 @require_GET
+@requires("models_admin.view_auditentry")
 def audit_detail(request: AuthedRequest, seq: int) -> HttpResponse:
-    _require_view(request)
     entry = get_object_or_404(AuditEntry, seq=seq)
     outcomes = list(entry.outcomes.order_by("seq")) if entry.kind == AuditEntry.Kind.ATTEMPT else []
     effective = outcomes[-1].outcome if outcomes else entry.outcome
@@ -54,8 +48,8 @@ def audit_detail(request: AuthedRequest, seq: int) -> HttpResponse:
 
 
 @require_GET
+@requires("models_admin.view_auditentry")
 def audit_deleted(request: AuthedRequest) -> HttpResponse:
-    _require_view(request)
     form = forms.AuditFilterForm(request.GET)
     form.is_valid()
     page = audit_reports.deleted_models(before=form.cleaned_data.get("before"))

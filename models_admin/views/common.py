@@ -3,8 +3,13 @@ failure (a ServiceError or a remote.ModelsApiError) into a response."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect, reswap
@@ -24,6 +29,55 @@ def is_partial(request: AuthedRequest) -> bool:
     return (
         bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
     )
+
+
+View = TypeVar("View", bound=Callable[..., HttpResponse])
+
+
+def for_htmx(partial: str, *, target: str | None = None) -> Callable[[View], View]:
+    """Render the view's page, or, for an htmx fragment request, the partial the page
+    includes (django-htmx-patterns' ``for_htmx``). The view returns a TemplateResponse for
+    the whole page; this swaps its template when the request wants the fragment (and, with
+    ``target``, only when it targets the element with that id). Stack it to serve several
+    targets from one view."""
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: AuthedRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            response = view(request, *args, **kwargs)
+            if (
+                isinstance(response, TemplateResponse)
+                and not response.is_rendered
+                and is_partial(request)
+                and (target is None or request.htmx.target == target)
+            ):
+                response.template_name = partial
+            return response
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def requires(permission: str, *, action: str = "") -> Callable[[View], View]:
+    """Refuse (403) unless the user's role grants ``permission``. A refused POST of a
+    change (``action`` given) is recorded in the audit log as denied, by the service
+    layer's one check (services.authorize)."""
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: AuthedRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            services.authorize(
+                actor(request),
+                permission,
+                action=action if request.method == "POST" else "",
+                target_id=str(kwargs.get("model_id") or kwargs.get("user_id") or ""),
+            )
+            return view(request, *args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
 
 
 def safe_next(request: HttpRequest, default: str) -> str:
