@@ -9,6 +9,10 @@ tests/test_sandbox_sdk.py to keep it faithful to Mistral's contract.
         sandbox.url                              # "http://127.0.0.1:<port>"
         sandbox.state.workspace("sandbox-alice").put(card)
         sandbox.state.faults.set(fail_status=503, fail_times=2)
+
+Modules: ``server`` (HTTP plumbing, SandboxServer), ``api`` (the operations and
+control endpoints), ``replies`` (response bodies), ``state`` (workspaces, faults,
+request log), ``seed`` (deterministic starting inventory).
 """
 
 from __future__ import annotations
