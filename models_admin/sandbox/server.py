@@ -93,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
         if request.path == "/v1" or request.path.startswith("/v1/"):
             state.enter()
             try:
-                reply = api.serve_api(state, request, self._sleep)
+                reply = api.serve_api(state, request, state.nap)
             finally:
                 state.leave()
         elif request.path == "/_sandbox" or request.path.startswith("/_sandbox/"):
@@ -148,11 +148,6 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme.lower() != "bearer" or not key.strip():
             return None
         return key.strip()
-
-    def _sleep(self, seconds: float) -> None:
-        # An Event rather than time.sleep, so stop() cuts hangs short.
-        if seconds > 0:
-            self.server.stopping.wait(seconds)
 
 
 class SandboxServer:
@@ -221,6 +216,7 @@ class SandboxServer:
                 connection.shutdown(socket.SHUT_RDWR)
         # Only then wake hanging handlers, so none of them answers on the way out.
         self._httpd.stopping.set()
+        self.state.close()
         self._httpd.server_close()
 
     def __enter__(self) -> SandboxServer:

@@ -432,6 +432,11 @@ class SandboxState:
         self.in_flight = 0
         self.peak_in_flight = 0
         self._lock = threading.Lock()
+        self._recorded = threading.Condition(self._lock)
+        # Set to wake every request sleeping in a latency or hang: replaced on reset(),
+        # set for good by close().
+        self._wake = threading.Event()
+        self._closed = False
 
     def enter(self) -> None:
         with self._lock:
@@ -458,6 +463,28 @@ class SandboxState:
             self.requests.append(request)
             if self.record_limit is not None and len(self.requests) > self.record_limit:
                 del self.requests[: len(self.requests) - self.record_limit]
+            self._recorded.notify_all()
+
+    def nap(self, seconds: float) -> None:
+        """Sleep inside a request (latency, hang); reset() and close() cut it short."""
+        with self._lock:
+            if self._closed or seconds <= 0:
+                return
+            wake = self._wake
+        wake.wait(seconds)
+
+    def close(self) -> None:
+        """Wake every sleeping request, and let none sleep from now on (server stopping)."""
+        with self._lock:
+            self._closed = True
+            self._wake.set()
+
+    def wait_for_requests(self, count: int, *, timeout: float = 10) -> bool:
+        """Block until the log holds ``count`` requests (they have arrived, and are being
+        handled); False if ``timeout`` passed first. Lets tests act while a request hangs
+        without sleeping to win the race."""
+        with self._recorded:
+            return self._recorded.wait_for(lambda: len(self.requests) >= count, timeout)
 
     def reset(self) -> None:
         """Forget every workspace (re-seeded on next use), clear faults and the log."""
@@ -466,5 +493,7 @@ class SandboxState:
             self.requests.clear()
             # Requests still sleeping in a hang belong to the old state: they are dropped.
             self.generation += 1
+            self._wake.set()
+            self._wake = threading.Event()
             self.peak_in_flight = self.in_flight
         self.faults.clear()
