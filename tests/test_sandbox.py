@@ -44,6 +44,31 @@ def auth(key: str = KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+class Hanging:
+    """A GET /v1/models from another thread, made to hang (one hour) in the sandbox."""
+
+    def __init__(self, server: SandboxServer) -> None:
+        self.errors: list[httpx.HTTPError] = []
+        self.responses: list[httpx.Response] = []
+        server.state.faults.set(hang_s=3600, hang_times=1)
+        arrived = len(server.state.requests) + 1
+        self.thread = threading.Thread(target=self._get, args=(server.url,), daemon=True)
+        self.thread.start()
+        assert server.state.wait_for_requests(arrived)  # it is in the sandbox, hanging
+
+    def _get(self, url: str) -> None:
+        try:
+            self.responses.append(
+                httpx.get(f"{url}/v1/models", headers=auth(), timeout=60, verify=TLS)
+            )
+        except httpx.HTTPError as exc:
+            self.errors.append(exc)
+
+    def finished(self) -> bool:
+        self.thread.join(30)  # a guard against a hung test, not a measurement
+        return not self.thread.is_alive()
+
+
 @pytest.fixture
 def api(sandbox):
     with httpx.Client(verify=TLS, base_url=sandbox.url, headers=auth(), timeout=5) as client:
@@ -710,26 +735,13 @@ class TestServerLifecycle:
         server = SandboxServer().start()
         idle = httpx.Client(base_url=server.url, headers=auth(), verify=TLS)
         idle.get("/v1/models")
-        # A hang far longer than any test: stop() must not wait for it.
-        server.state.faults.set(hang_s=3600, hang_times=1)
-        outcome: list[BaseException] = []
-
-        def hang() -> None:
-            try:
-                httpx.get(f"{server.url}/v1/models", headers=auth(), timeout=60, verify=TLS)
-            except httpx.HTTPError as exc:
-                outcome.append(exc)
-
-        thread = threading.Thread(target=hang, daemon=True)
-        thread.start()
-        assert server.state.wait_for_requests(2)  # the second request is now hanging
+        hanging = Hanging(server)
 
         server.stop()
-        thread.join(30)  # a guard against a hung test, not a measurement
         idle.close()
 
-        assert not thread.is_alive()
-        assert len(outcome) == 1  # dropped, not answered
+        assert hanging.finished()
+        assert len(hanging.errors) == 1  # dropped, not answered
         assert server.state.faults.hang_times == 0
 
 
@@ -1050,24 +1062,12 @@ class TestControlApi:
         assert api.get(f"/v1/models/{model_id}").status_code == 200
 
     def test_reset_drops_requests_sleeping_in_a_hang(self, sandbox, control):
-        sandbox.state.faults.set(hang_s=3600, hang_times=1)
-        outcome: list[BaseException] = []
-
-        def hang() -> None:
-            try:
-                httpx.get(f"{sandbox.url}/v1/models", headers=auth(), timeout=60, verify=TLS)
-            except httpx.HTTPError as exc:
-                outcome.append(exc)
-
-        thread = threading.Thread(target=hang, daemon=True)
-        thread.start()
-        assert sandbox.state.wait_for_requests(1)
+        hanging = Hanging(sandbox)
 
         control.post("/_sandbox/reset")
-        thread.join(30)  # a guard against a hung test, not a measurement
 
-        assert not thread.is_alive()
-        assert len(outcome) == 1  # dropped, not answered
+        assert hanging.finished()
+        assert len(hanging.errors) == 1  # dropped, not answered
         assert sandbox.state.in_flight == 0
 
     def test_unknown_and_wrong_method(self, control):

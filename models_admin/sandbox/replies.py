@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Final
 
-from models_admin.sandbox.state import FaultPlan
+from models_admin.sandbox.faults import FaultPlan
 
 JSON: Final = "application/json"
 # The real API sends this variant on some 422s; clients must not compare exactly.
