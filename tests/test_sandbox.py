@@ -1122,8 +1122,20 @@ class TestControlApi:
     def test_post_model_errors(self, control, headers, body, status):
         assert control.post("/_sandbox/models", content=body, headers=headers).status_code == status
 
+    def test_a_raw_model_needs_an_id(self, control):
+        response = control.post("/_sandbox/models?raw=1", json={"name": "no id"}, headers=auth())
+
+        assert response.status_code == 400
+        assert response.json() == {"detail": "a card needs a string 'id'"}
+
 
 class TestRequestLog:
+    def test_waiting_for_requests_that_never_come_gives_up(self, sandbox, api):
+        api.get("/v1/models")
+
+        assert sandbox.state.wait_for_requests(1, timeout=0) is True
+        assert sandbox.state.wait_for_requests(2, timeout=0) is False
+
     def test_it_records_v1_requests(self, sandbox, api):
         card = fine_tuned(api)[0]
         encoded = card["id"].replace(":", "%3A")
