@@ -96,8 +96,9 @@ class Incoming:
     peer: str = ""
 
     @property
-    def sandbox_key(self) -> bool:
-        return self.key is not None and self.key.startswith(KEY_PREFIX)
+    def sandbox_key(self) -> str | None:
+        """The bearer key, if the sandbox accepts it (any key starting with ``sandbox-``)."""
+        return self.key if self.key is not None and self.key.startswith(KEY_PREFIX) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +160,12 @@ def serve_api(
         reply = malformed_reply(plan.malformed, route)
     elif route is None:
         reply = no_route()
-    elif not request.sandbox_key:
+    elif (key := request.sandbox_key) is None:
         reply = unauthorized()
     elif request.method not in route.allowed:
         reply = method_not_allowed(route.allowed)
     else:
-        assert request.key is not None  # noqa: S101 - sandbox_key checked it
-        reply = operation(state.workspace(request.key), request, route)
+        reply = operation(state.workspace(key), request, route)
     if plan.hang_after:
         sleep(plan.hang_s)
     return reply
@@ -303,12 +303,12 @@ def serve_control(state: SandboxState, request: Incoming) -> Reply:
             except ValueError as exc:
                 return json_reply(400, {"detail": str(exc)})
         return json_reply(200, state.faults.to_json())
-    if not request.sandbox_key:
+    key = request.sandbox_key
+    if key is None:
         return unauthorized()
     if payload is None:
         return json_reply(400, {"detail": problem})
-    assert request.key is not None  # noqa: S101 - sandbox_key checked it
-    workspace = state.workspace(request.key)
+    workspace = state.workspace(key)
     raw = request.query.get("raw") in {"1", "true"}
     card = payload if raw else complete_card(workspace, payload)
     try:
