@@ -12,7 +12,7 @@ import pytest
 
 from models_admin import remote
 from models_admin.remote import ModelsApi, RetryPolicy
-from models_admin.sandbox import fingerprint
+from models_admin.sandbox import fingerprint, seed
 from tests import servers
 
 KEY = "sandbox-client-tests"
@@ -360,6 +360,53 @@ class TestErrors:
             "__all__": ["Body is odd"],
         }
 
+    @pytest.mark.parametrize(
+        ("body", "said", "field_errors"),
+        [
+            (
+                {"detail": ["odd", None, {"loc": ["body", "name"], "message": "Too long"}]},
+                "name: Too long",
+                {"name": ["Too long"]},
+            ),
+            ({"detail": [{}]}, "invalid value", {"__all__": ["invalid value"]}),
+            (
+                {"detail": [{"loc": ["query", "path"], "msg": "Bad"}]},
+                "Bad",
+                {"__all__": ["Bad"]},
+            ),
+            ({"detail": [], "message": "From message"}, "From message", {}),
+            ({"detail": {"odd": 1}, "message": "From message"}, "From message", {}),
+            ({"detail": None, "message": 5}, None, {}),
+            (["not", "an", "object"], None, {}),
+            ("<!DOCTYPE html><html><body>Maintenance</body></html>", None, {}),
+            ("   \n  ", None, {}),
+            ("  Model\n   is\tbusy  ", "Model is busy", {}),
+            ({"detail": "x" * 1000}, "x" * 300, {}),
+        ],
+    )
+    def test_every_error_body_shape(self, api, sandbox, body, said, field_errors):
+        sandbox.state.faults.set(fail_status=409, fail_times=1, fail_body=body)
+
+        with pytest.raises(remote.ApiRejected) as info:
+            api.list_models()
+
+        assert info.value.upstream_message == said
+        assert info.value.field_errors == field_errors
+        if said is None:
+            assert info.value.message == "Mistral refused the request (HTTP 409)."
+        else:
+            assert info.value.message.endswith(f"Mistral said: “{said}”")
+
+    def test_a_request_id_that_is_not_a_string_is_ignored(self, api, sandbox):
+        body = {"message": "Not on your tier", "request_id": 7}
+        sandbox.state.faults.set(fail_status=403, fail_times=1, fail_body=body)
+
+        with pytest.raises(remote.ApiForbidden) as info:
+            api.list_models()
+
+        assert info.value.request_id is None
+        assert info.value.upstream_message == "Not on your tier"
+
     @pytest.mark.parametrize("status", [500, 502, 503, 504])
     def test_server_errors_are_unavailable_after_retries(self, api, sandbox, fake_time, status):
         sandbox.state.faults.set(fail_status=status, fail_times=10)
@@ -388,6 +435,63 @@ class TestErrors:
 
         with pytest.raises(remote.MalformedResponse):
             api.retrieve_model(card["id"])
+
+    @pytest.mark.parametrize(
+        ("field", "value", "problem"),
+        [
+            ("id", None, "model.id should be a string"),
+            ("type", 3, "model.type should be a string or null"),
+            ("name", ["a"], "model.name should be a string or null"),
+            ("created", "2024-07-19", "model.created should be an integer"),
+            ("max_context_length", 1.5, "model.max_context_length should be an integer"),
+            ("default_model_temperature", "warm", "should be a number"),
+            ("internal", "no", "model.internal should be a boolean"),
+            ("aliases", "mistral-small", "model.aliases should be an array of strings"),
+            ("deprecation", "soon", "model.deprecation should be an RFC 3339 date-time"),
+            ("capabilities", ["vision"], "model.capabilities is not an object"),
+            ("job", None, "model.job should be a string"),
+            ("archived", "yes", "model.archived should be a boolean"),
+        ],
+    )
+    def test_a_wrong_field_in_a_fine_tuned_card_is_malformed(
+        self, api, sandbox, field, value, problem
+    ):
+        model_id = first_fine_tuned(sandbox)["id"]
+        # Straight into the table: put() would refuse a card without a string id.
+        sandbox.state.workspace(KEY).models[model_id] = dict(
+            first_fine_tuned(sandbox), **{field: value}
+        )
+
+        with pytest.raises(remote.MalformedResponse) as info:
+            api.retrieve_model(model_id)
+
+        assert problem in (info.value.upstream_message or "")
+        assert sandbox.state.requests[-1].path.startswith("/v1/models/ft:")
+
+    def test_a_wrong_audio_capability_in_a_base_card_is_malformed(self, api, sandbox):
+        card = dict(first_base(sandbox), audio_speech_capabilities=["voices"])
+        sandbox.state.workspace(KEY).put(card)
+
+        with pytest.raises(remote.MalformedResponse) as info:
+            api.retrieve_model(card["id"])
+
+        assert info.value.upstream_message == (
+            "model.audio_speech_capabilities should be an object or null"
+        )
+
+    def test_bad_classifier_targets_in_an_update_are_malformed(self, api, sandbox):
+        classifier = a_classifier(sandbox)
+        target = {"name": "intent", "labels": "billing", "weight": 1, "loss_function": "x"}
+        sandbox.state.workspace(KEY).set_extras(
+            classifier["id"], seed.FineTuneExtras("ministral-3b-2410", "classifier", [target])
+        )
+
+        with pytest.raises(remote.MalformedResponse) as info:
+            api.update_model(classifier["id"], name="router")
+
+        assert info.value.upstream_message == (
+            "classifier_targets[0].labels should be an array of strings"
+        )
 
     def test_a_timeout_is_retried_then_reported(self, api, sandbox, fake_time):
         sandbox.state.faults.set(hang_s=0.8, hang_times=10)
@@ -457,13 +561,31 @@ class TestRetries:
         assert fake_time.sleeps == [2.0, 2.0]
 
     def test_retry_after_as_an_http_date(self, api, sandbox, fake_time):
-        when = datetime.now(UTC) + timedelta(seconds=5)
+        when = datetime.now(UTC) + timedelta(seconds=30)
         sandbox.state.faults.set(
             fail_status=503, fail_times=1, retry_after=format_datetime(when, usegmt=True)
         )
 
         assert api.list_models()
-        assert 3 < fake_time.sleeps[0] <= 5
+        # Not the 0.5 s backoff: the date was read (its exact value: test_remote_reading.py).
+        assert 0.5 < fake_time.sleeps[0] <= 30
+
+    @pytest.mark.parametrize("value", ["soon", "0", "Wed, 21 Oct 2015 07:28:00 -0000"])
+    def test_an_unusable_retry_after_falls_back_to_backoff(self, api, sandbox, fake_time, value):
+        sandbox.state.faults.set(fail_status=429, fail_times=1, retry_after=value)
+
+        assert api.list_models()
+        assert fake_time.sleeps == [0.5]
+
+    def test_a_429_without_retry_after_says_try_again_shortly(self, sandbox, fake_time):
+        sandbox.state.faults.set(fail_status=429, fail_times=5)
+
+        with pytest.raises(remote.ApiRateLimited) as info:
+            make_api(sandbox.url, fake_time, max_retries=1).list_models()
+
+        assert info.value.retry_after is None
+        assert info.value.message == remote.ApiRateLimited.default_message
+        assert len(sandbox.state.requests) == 2
 
     def test_a_retry_after_in_the_past_falls_back_to_backoff(self, api, sandbox, fake_time):
         sandbox.state.faults.set(

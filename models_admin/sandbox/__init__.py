@@ -9,11 +9,16 @@ tests/test_sandbox_sdk.py to keep it faithful to Mistral's contract.
         sandbox.url                              # "http://127.0.0.1:<port>"
         sandbox.state.workspace("sandbox-alice").put(card)
         sandbox.state.faults.set(fail_status=503, fail_times=2)
+
+Modules: ``server`` (HTTP plumbing, SandboxServer), ``api`` (the operations and
+control endpoints), ``replies`` (response bodies), ``state`` (workspaces, request
+log), ``faults`` (injected failures), ``seed`` (deterministic starting inventory).
 """
 
 from __future__ import annotations
 
+from models_admin.sandbox.faults import Faults
 from models_admin.sandbox.server import SandboxServer
-from models_admin.sandbox.state import Faults, RecordedRequest, SandboxState, Workspace, fingerprint
+from models_admin.sandbox.state import RecordedRequest, SandboxState, Workspace, fingerprint
 
 __all__ = ["Faults", "RecordedRequest", "SandboxServer", "SandboxState", "Workspace", "fingerprint"]

@@ -24,22 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-CAPABILITY_FLAGS: Final = (
-    "completion_chat",
-    "function_calling",
-    "reasoning",
-    "completion_fim",
-    "fine_tuning",
-    "vision",
-    "ocr",
-    "classification",
-    "moderation",
-    "audio",
-    "audio_transcription",
-    "audio_transcription_realtime",
-    "audio_speech",
-    "unified_resources",
-)
+from models_admin.remote.cards import KNOWN_CAPABILITIES
 
 FINE_TUNED_CONTEXT: Final = 32768
 # Fine-tuned models were created between these instants (UTC).
@@ -323,8 +308,8 @@ class Inventory:
 
 
 def capabilities(flags: frozenset[str] | set[str]) -> dict[str, bool]:
-    """All 14 flags, in the reference's order, True for those in ``flags``."""
-    return {flag: flag in flags for flag in CAPABILITY_FLAGS}
+    """Every known flag, in the reference's order, True for those in ``flags``."""
+    return {flag: flag in flags for flag in KNOWN_CAPABILITIES}
 
 
 def root_version(root: str) -> str:
@@ -336,31 +321,56 @@ def _timestamp(day: str) -> int:
     return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp())
 
 
+def base_card(
+    card_id: str,
+    *,
+    name: str,
+    created: int,
+    flags: frozenset[str] | set[str],
+    description: str | None = None,
+    max_context_length: int = FINE_TUNED_CONTEXT,
+    aliases: list[str] | None = None,
+    deprecation: str | None = None,
+    replacement: str | None = None,
+    temperature: float | None = None,
+) -> dict[str, Any]:
+    """A BaseModelCard as ``GET /v1/models`` returns it."""
+    return {
+        "id": card_id,
+        "object": "model",
+        "created": created,
+        "owned_by": "mistralai",
+        "capabilities": capabilities(flags),
+        "name": name,
+        "description": description,
+        "max_context_length": max_context_length,
+        "aliases": aliases or [],
+        "deprecation": deprecation,
+        "deprecation_replacement_model": replacement,
+        "default_model_temperature": temperature,
+        "internal": False,
+        "type": "base",
+    }
+
+
 def base_cards() -> list[dict[str, Any]]:
     """The base catalogue: each canonical model, then one card per alias (same name)."""
-    cards: list[dict[str, Any]] = []
-    for spec in BASE_MODELS:
-        names = (spec.id, *spec.aliases)
-        for card_id in names:
-            cards.append(
-                {
-                    "id": card_id,
-                    "object": "model",
-                    "created": _timestamp(spec.released),
-                    "owned_by": "mistralai",
-                    "capabilities": capabilities(spec.capabilities),
-                    "name": spec.id,
-                    "description": spec.description,
-                    "max_context_length": spec.max_context_length,
-                    "aliases": [other for other in names if other != card_id],
-                    "deprecation": spec.deprecation,
-                    "deprecation_replacement_model": spec.replacement,
-                    "default_model_temperature": spec.temperature,
-                    "internal": False,
-                    "type": "base",
-                }
-            )
-    return cards
+    return [
+        base_card(
+            card_id,
+            name=spec.id,
+            created=_timestamp(spec.released),
+            flags=spec.capabilities,
+            description=spec.description,
+            max_context_length=spec.max_context_length,
+            aliases=[other for other in (spec.id, *spec.aliases) if other != card_id],
+            deprecation=spec.deprecation,
+            replacement=spec.replacement,
+            temperature=spec.temperature,
+        )
+        for spec in BASE_MODELS
+        for card_id in (spec.id, *spec.aliases)
+    ]
 
 
 def fine_tuned_id(

@@ -1,371 +1,26 @@
-"""A stateful HTTP server that speaks Mistral's model-management API.
+"""The sandbox over HTTP: stdlib ``http.server`` with HTTP/1.1 keep-alive,
+Content-Length on every response and one daemon thread per connection.
 
-It serves the six operations of ../shared/reference/mistral-models-api.md with the
-same paths, bodies, status codes and error shapes, over stdlib ``http.server``
-(HTTP/1.1 keep-alive, Content-Length on every response, one daemon thread per
-connection). Any bearer key starting with ``sandbox-`` is accepted and owns its
-own seeded workspace (see ``seed``).
-
-Each ``/v1/...`` request goes through these steps, in this order:
-
- 1. recorded in ``state.requests`` (key fingerprint only, never the key);
- 2. ``faults.latency_ms`` sleep;
- 3. hang: sleep ``hang_s`` if ``hang_times`` is left (then carry on), or with
-    ``hang_after`` do steps 4-10 first and sleep before answering;
- 4. forced failure: ``fail_status`` if ``fail_times`` is left;
- 5. random failure: ``error_status`` with probability ``error_rate``;
- 6. malformed 200 body if ``malformed_times`` is left (nothing is changed);
- 7. routing: an unknown path is the gateway's 404 ``no Route matched``, whatever the key;
- 8. auth: 401 unless ``Authorization: Bearer sandbox-...``;
- 9. method: 405 ``{"detail": "Method Not Allowed"}`` on a known path;
-10. the operation itself. PATCH validates its body (422) before looking the model
-    up (404), as FastAPI does.
-
-Counters in 3, 4 and 6 are decremented atomically on arrival, and only by requests
-whose ``"METHOD /raw/path"`` matches ``faults.match`` when that is set.
-
-Sandbox semantics where the real API's are undocumented:
-
-- ``GET /v1/models?provider=X`` keeps cards whose ``owned_by`` is X (``mistralai``:
-  base models; the organisation id: fine-tuned ones); ``?model=X`` keeps cards whose
-  id is X or whose aliases contain X. Empty values do not filter. Archived
-  fine-tuned models are listed, with ``archived: true``.
-- Archive and unarchive are idempotent. Base and unknown ids are 404 on the
-  fine-tuning routes; deleting a base model is 403.
-- PATCH: ``null`` clears a field, an absent key leaves it, unknown keys are ignored;
-  ``name`` is at most 128 characters and ``description`` at most 2048.
-
-Control endpoints under ``/_sandbox/`` (no auth, not recorded, never faulted):
-``GET health``, ``GET|POST|DELETE faults``, ``POST reset``, ``GET requests``, and
-``POST models`` (a card for the caller's workspace; missing card fields are filled
-in with realistic defaults unless ``?raw=1``).
+This module is plumbing only (reading bodies, writing replies, starting and
+stopping); what a request does is in ``api``. Any bearer key starting with
+``sandbox-`` is accepted and owns its own seeded workspace (see ``seed``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import secrets
 import socket
 import threading
-import time
-import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, TextIO
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from models_admin.sandbox import seed
-from models_admin.sandbox.state import (
-    DESCRIPTION_MAX_LENGTH,
-    NAME_MAX_LENGTH,
-    BaseModelProtected,
-    FaultPlan,
-    ModelMissing,
-    RecordedRequest,
-    SandboxState,
-    Workspace,
-    fingerprint,
-)
+from models_admin.sandbox import api
+from models_admin.sandbox.replies import Reply, no_route, text_reply
+from models_admin.sandbox.state import SandboxState
 
-KEY_PREFIX: Final = "sandbox-"
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
-JSON: Final = "application/json"
-# The real API sends this variant on some 422s; clients must not compare exactly.
-JSON_UTF8: Final = "application/json; charset=utf-8"
-TEXT: Final = "text/plain; charset=utf-8"
-HTML: Final = "text/html; charset=utf-8"
-
-GATEWAY_TEXTS: Final = {
-    502: "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
-    503: "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
-    504: "upstream request timeout",
-}
-MAINTENANCE_PAGE: Final = (
-    "<!DOCTYPE html>\n<html><head><title>Maintenance</title></head>"
-    "<body><h1>We'll be back soon</h1><p>The API is undergoing maintenance.</p></body></html>\n"
-)
-
-
-@dataclass(slots=True)
-class Reply:
-    status: int
-    body: bytes = b""
-    content_type: str = JSON
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def json_reply(status: int, payload: Any, *, content_type: str = JSON) -> Reply:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return Reply(status, body, content_type)
-
-
-def text_reply(status: int, text: str, *, content_type: str = TEXT) -> Reply:
-    return Reply(status, text.encode(), content_type)
-
-
-def request_id() -> str:
-    return secrets.token_hex(16)
-
-
-def object_error(status: int, message: str, *, error_type: str = "invalid_request_error") -> Reply:
-    return json_reply(
-        status,
-        {"object": "error", "message": message, "type": error_type, "param": None, "code": None},
-    )
-
-
-def not_found(model_id: str) -> Reply:
-    return object_error(404, f"Model '{model_id}' not found")
-
-
-def unauthorized() -> Reply:
-    return json_reply(401, {"message": "Unauthorized", "request_id": request_id()})
-
-
-def no_route() -> Reply:
-    return json_reply(
-        404, {"message": "no Route matched with those values", "request_id": request_id()}
-    )
-
-
-def method_not_allowed(allowed: tuple[str, ...]) -> Reply:
-    reply = json_reply(405, {"detail": "Method Not Allowed"})
-    reply.headers["Allow"] = ", ".join(allowed)
-    return reply
-
-
-def validation_error(errors: list[dict[str, Any]]) -> Reply:
-    return json_reply(422, {"detail": errors}, content_type=JSON_UTF8)
-
-
-def default_error(status: int) -> Reply:
-    """The body the real API most plausibly sends for ``status`` (see the reference's Errors)."""
-    if status == 401:
-        return unauthorized()
-    if status == 422:
-        return validation_error(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ["body"],
-                    "msg": "Value error, the request could not be processed",
-                    "input": None,
-                    "ctx": {"error": "the request could not be processed"},
-                }
-            ]
-        )
-    if status == 429:
-        return json_reply(
-            429,
-            {
-                "object": "error",
-                "message": "Rate limit exceeded",
-                "type": "rate_limited",
-                "param": None,
-                "code": "1300",
-                "raw_status_code": 429,
-            },
-        )
-    if status in GATEWAY_TEXTS:
-        return text_reply(status, GATEWAY_TEXTS[status])
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    if status >= 500:
-        return json_reply(status, {"detail": phrase})
-    return object_error(status, phrase)
-
-
-def fault_reply(plan: FaultPlan) -> Reply:
-    assert plan.error_status is not None  # noqa: S101 - callers check first
-    body = plan.error_body
-    if isinstance(body, dict | list):
-        reply = json_reply(plan.error_status, body)
-    elif isinstance(body, str):
-        reply = text_reply(plan.error_status, body)
-    else:
-        reply = default_error(plan.error_status)
-    if plan.retry_after is not None:
-        reply.headers["Retry-After"] = plan.retry_after
-    return reply
-
-
-# ---------------------------------------------------------------------------- routing
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    kind: str  # "list", "model", "fine_tuned", "archive"
-    model_id: str | None
-    allowed: tuple[str, ...]
-
-
-def match_route(raw_path: str) -> Route | None:
-    """The API route of a raw path; the model id segment is percent-decoded."""
-    parts = raw_path.split("/")
-    # Split before decoding: an encoded "/" stays inside its segment (an unknown id).
-    if parts[:3] == ["", "v1", "models"]:
-        if len(parts) == 3:
-            return Route("list", None, ("GET",))
-        if len(parts) == 4 and parts[3]:
-            return Route("model", unquote(parts[3]), ("GET", "DELETE"))
-    if parts[:4] == ["", "v1", "fine_tuning", "models"] and len(parts) >= 5 and parts[4]:
-        if len(parts) == 5:
-            return Route("fine_tuned", unquote(parts[4]), ("PATCH",))
-        if len(parts) == 6 and parts[5] == "archive":
-            return Route("archive", unquote(parts[4]), ("POST", "DELETE"))
-    return None
-
-
-def malformed_reply(kind: str, route: Route | None) -> Reply:
-    """A 200 whose body breaks the contract in the way ``kind`` names."""
-    if kind == "html":
-        return text_reply(200, MAINTENANCE_PAGE, content_type=HTML)
-    listing = route is not None and route.kind == "list"
-    if kind == "wrong_shape":
-        if listing:
-            return json_reply(200, {"object": "list", "data": "temporarily unavailable"})
-        return json_reply(200, {"object": "model", "archived": "yes"})
-    if listing:
-        sample: Any = {"object": "list", "data": seed.base_cards()[:2]}
-    else:
-        model_id = route.model_id if route is not None else "open-mistral-7b"
-        sample = {"id": model_id, "object": "model", "archived": False, "deleted": True}
-    text = json.dumps(sample)
-    return Reply(200, text[: len(text) // 2].encode(), JSON)
-
-
-# ------------------------------------------------------------------------- operations
-
-
-def _pydantic_error(
-    error_type: str, loc: list[str | int], msg: str, value: Any, ctx: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": error_type, "loc": loc, "msg": msg, "input": value}
-    if ctx is not None:
-        error["ctx"] = ctx
-    return error
-
-
-def parse_update(body: bytes) -> dict[str, str | None] | list[dict[str, Any]]:
-    """The changes of an UpdateModelRequest body, or FastAPI-style validation errors."""
-    if not body.strip():
-        return [_pydantic_error("missing", ["body"], "Field required", None)]
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
-        message = exc.msg if isinstance(exc, json.JSONDecodeError) else "Invalid UTF-8"
-        return [
-            _pydantic_error(
-                "json_invalid", ["body", position], "JSON decode error", {}, {"error": message}
-            )
-        ]
-    if not isinstance(payload, dict):
-        return [
-            _pydantic_error(
-                "model_attributes_type",
-                ["body"],
-                "Input should be a valid dictionary or object to extract fields from",
-                payload,
-            )
-        ]
-    errors: list[dict[str, Any]] = []
-    changes: dict[str, str | None] = {}
-    for name, limit in (("name", NAME_MAX_LENGTH), ("description", DESCRIPTION_MAX_LENGTH)):
-        if name not in payload:
-            continue
-        value = payload[name]
-        if value is not None and not isinstance(value, str):
-            errors.append(
-                _pydantic_error(
-                    "string_type", ["body", name], "Input should be a valid string", value
-                )
-            )
-        elif isinstance(value, str) and len(value) > limit:
-            errors.append(
-                _pydantic_error(
-                    "string_too_long",
-                    ["body", name],
-                    f"String should have at most {limit} characters",
-                    value,
-                    {"max_length": limit},
-                )
-            )
-        else:
-            changes[name] = value
-    return errors or changes
-
-
-def handle_operation(
-    workspace: Workspace, method: str, route: Route, query: dict[str, str], body: bytes
-) -> Reply:
-    model_id = route.model_id or ""
-    try:
-        if route.kind == "list":
-            cards = workspace.list_cards(provider=query.get("provider"), model=query.get("model"))
-            return json_reply(200, {"object": "list", "data": cards})
-        if route.kind == "model" and method == "GET":
-            return json_reply(200, workspace.retrieve(model_id))
-        if route.kind == "model":
-            return json_reply(200, workspace.delete(model_id))
-        if route.kind == "fine_tuned":
-            changes = parse_update(body)
-            if isinstance(changes, list):
-                return validation_error(changes)
-            return json_reply(200, workspace.update(model_id, changes))
-        return json_reply(200, workspace.set_archived(model_id, archived=method == "POST"))
-    except ModelMissing:
-        return not_found(model_id)
-    except BaseModelProtected:
-        return object_error(403, "Base models cannot be deleted")
-
-
-def complete_card(workspace: Workspace, partial: dict[str, Any]) -> dict[str, Any]:
-    """A full card from a partial one: what demos post to ``/_sandbox/models``."""
-    now = int(time.time())
-    if partial.get("type", "fine-tuned") == "base":
-        base_id = partial.get("id", "custom-base-model")
-        card: dict[str, Any] = {
-            "id": base_id,
-            "object": "model",
-            "created": now,
-            "owned_by": "mistralai",
-            "capabilities": seed.capabilities({"completion_chat"}),
-            "name": base_id,
-            "description": None,
-            "max_context_length": 32768,
-            "aliases": [],
-            "deprecation": None,
-            "deprecation_replacement_model": None,
-            "default_model_temperature": None,
-            "internal": False,
-            "type": "base",
-        }
-    else:
-        capabilities = partial.get("capabilities")
-        classifier = str(partial.get("id", "")).startswith("ft:classifier:") or (
-            isinstance(capabilities, dict) and capabilities.get("classification") is True
-        )
-        default_root = seed.CLASSIFIER_ROOTS[0] if classifier else seed.COMPLETION_ROOTS[0]
-        created = partial.get("created", now)
-        card = seed.fine_tuned_card(
-            root=str(partial.get("root", default_root)),
-            organization_id=workspace.organization_id,
-            organization_hex=workspace.organization_hex,
-            created=created if isinstance(created, int) else now,
-            job=str(partial.get("job", uuid.uuid4())),
-            classifier=classifier,
-        )
-    card.update(partial)
-    return card
-
-
-# ---------------------------------------------------------------------------- server
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -425,16 +80,24 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(text_reply(400, f"Bad request body: {exc}"))
             return
         target = urlsplit(self.path)
-        path = target.path
-        query = dict(parse_qsl(target.query, keep_blank_values=True))
-        if path == "/v1" or path.startswith("/v1/"):
-            self.server.state.enter()
+        request = api.Incoming(
+            method=self.command,
+            path=target.path,
+            query=dict(parse_qsl(target.query, keep_blank_values=True)),
+            body=body,
+            key=self._bearer_key(),
+            peer=f"{self.client_address[0]}:{self.client_address[1]}",
+        )
+        state = self.server.state
+        reply: Reply | None
+        if request.path == "/v1" or request.path.startswith("/v1/"):
+            state.enter()
             try:
-                reply = self._api(path, query, body)
+                reply = api.serve_api(state, request, state.nap)
             finally:
-                self.server.state.leave()
-        elif path == "/_sandbox" or path.startswith("/_sandbox/"):
-            reply = self._control(path, query, body)
+                state.leave()
+        elif request.path == "/_sandbox" or request.path.startswith("/_sandbox/"):
+            reply = api.serve_control(state, request)
         else:
             reply = no_route()
         if reply is None or self.server.stopping.is_set():
@@ -485,118 +148,6 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme.lower() != "bearer" or not key.strip():
             return None
         return key.strip()
-
-    def _sleep(self, seconds: float) -> None:
-        # An Event rather than time.sleep, so stop() cuts hangs short.
-        if seconds > 0:
-            self.server.stopping.wait(seconds)
-
-    # -- /v1
-
-    def _api(self, path: str, query: dict[str, str], body: bytes) -> Reply | None:
-        state = self.server.state
-        key = self._bearer_key()
-        try:
-            decoded: Any = json.loads(body) if body else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            decoded = None
-        state.record(
-            RecordedRequest(
-                method=self.command,
-                path=path,
-                query=query,
-                json=decoded,
-                key_fingerprint=fingerprint(key) if key is not None else None,
-                peer=f"{self.client_address[0]}:{self.client_address[1]}",
-            )
-        )
-        plan = state.faults.plan(self.command, path)
-        generation = state.generation
-        self._sleep(plan.latency_s)
-        if not plan.hang_after:
-            self._sleep(plan.hang_s)
-        if state.generation != generation:
-            return None  # the state was reset while this request slept: drop it
-        reply = self._answer(plan, path, query, body, key)
-        if plan.hang_after:
-            self._sleep(plan.hang_s)
-        return reply
-
-    def _answer(
-        self, plan: FaultPlan, path: str, query: dict[str, str], body: bytes, key: str | None
-    ) -> Reply:
-        state = self.server.state
-        route = match_route(path)
-        if plan.error_status is not None:
-            return fault_reply(plan)
-        if plan.malformed is not None:
-            return malformed_reply(plan.malformed, route)
-        if route is None:
-            return no_route()
-        if key is None or not key.startswith(KEY_PREFIX):
-            return unauthorized()
-        if self.command not in route.allowed:
-            return method_not_allowed(route.allowed)
-        return handle_operation(state.workspace(key), self.command, route, query, body)
-
-    # -- /_sandbox
-
-    def _control(self, path: str, query: dict[str, str], body: bytes) -> Reply:
-        state = self.server.state
-        routes: dict[str, tuple[str, ...]] = {
-            "/_sandbox/health": ("GET",),
-            "/_sandbox/faults": ("GET", "POST", "DELETE"),
-            "/_sandbox/reset": ("POST",),
-            "/_sandbox/requests": ("GET",),
-            "/_sandbox/models": ("POST",),
-        }
-        allowed = routes.get(path.rstrip("/"))
-        if allowed is None:
-            return json_reply(404, {"detail": "Not Found"})
-        if self.command not in allowed:
-            return method_not_allowed(allowed)
-        endpoint = path.rstrip("/").removeprefix("/_sandbox/")
-        if endpoint == "health":
-            return json_reply(200, {"ok": True})
-        if endpoint == "reset":
-            state.reset()
-            return json_reply(200, {"ok": True})
-        if endpoint == "requests":
-            return json_reply(200, [request.to_json() for request in list(state.requests)])
-        payload, problem = _json_object(body)
-        if endpoint == "faults":
-            if self.command == "DELETE":
-                state.faults.clear()
-            elif self.command == "POST":
-                if payload is None:
-                    return json_reply(400, {"detail": problem})
-                try:
-                    state.faults.set(**payload)
-                except ValueError as exc:
-                    return json_reply(400, {"detail": str(exc)})
-            return json_reply(200, state.faults.to_json())
-        key = self._bearer_key()
-        if key is None or not key.startswith(KEY_PREFIX):
-            return unauthorized()
-        if payload is None:
-            return json_reply(400, {"detail": problem})
-        workspace = state.workspace(key)
-        card = payload if query.get("raw") in {"1", "true"} else complete_card(workspace, payload)
-        try:
-            workspace.put(card)
-        except ValueError as exc:
-            return json_reply(400, {"detail": str(exc)})
-        return json_reply(200, card)
-
-
-def _json_object(body: bytes) -> tuple[dict[str, Any] | None, str]:
-    try:
-        payload = json.loads(body) if body else None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return None, f"body is not valid JSON: {exc}"
-    if not isinstance(payload, dict):
-        return None, "body must be a JSON object"
-    return payload, ""
 
 
 class SandboxServer:
@@ -665,6 +216,7 @@ class SandboxServer:
                 connection.shutdown(socket.SHUT_RDWR)
         # Only then wake hanging handlers, so none of them answers on the way out.
         self._httpd.stopping.set()
+        self.state.close()
         self._httpd.server_close()
 
     def __enter__(self) -> SandboxServer:

@@ -1,0 +1,81 @@
+"""Client for Mistral's model-management API. The only package that imports httpx.
+
+It speaks the six operations of ../shared/reference/mistral-models-api.md, turns
+JSON into frozen dataclasses and every failure into one exception tree (see
+``errors``). Modules, each one concern:
+
+    errors      the exception tree: ModelsApiError and its subclasses
+    reading     _Reader (typed access to JSON), error bodies, Retry-After
+    cards       typed immutable results: ModelCard and friends, Capabilities
+    transport   pooled httpx client, RetryPolicy, RateGate, the request/retry loop
+    client      ModelsApi: the six operations
+
+Import the package, not the modules: ``from models_admin import remote; remote.ModelsApi``.
+"""
+
+from __future__ import annotations
+
+from models_admin.remote.cards import (
+    KNOWN_CAPABILITIES,
+    ArchiveResult,
+    BaseModelCard,
+    Capabilities,
+    ClassifierTarget,
+    DeleteResult,
+    FineTunedModelCard,
+    ModelCard,
+    UnknownModelCard,
+    UpdatedModel,
+)
+from models_admin.remote.client import UNSET, ModelsApi
+from models_admin.remote.errors import (
+    ApiAuthFailed,
+    ApiForbidden,
+    ApiRateLimited,
+    ApiRejected,
+    ApiTimeout,
+    ApiUnavailable,
+    InvalidModelId,
+    MalformedResponse,
+    ModelNotFound,
+    ModelsApiError,
+)
+from models_admin.remote.transport import (
+    AMBIGUOUS_STATUSES,
+    RETRY_STATUSES,
+    USER_AGENT,
+    RateGate,
+    RetryPolicy,
+    http_pool,
+)
+
+__all__ = [
+    "AMBIGUOUS_STATUSES",
+    "KNOWN_CAPABILITIES",
+    "RETRY_STATUSES",
+    "UNSET",
+    "USER_AGENT",
+    "ApiAuthFailed",
+    "ApiForbidden",
+    "ApiRateLimited",
+    "ApiRejected",
+    "ApiTimeout",
+    "ApiUnavailable",
+    "ArchiveResult",
+    "BaseModelCard",
+    "Capabilities",
+    "ClassifierTarget",
+    "DeleteResult",
+    "FineTunedModelCard",
+    "InvalidModelId",
+    "MalformedResponse",
+    "ModelCard",
+    "ModelNotFound",
+    "ModelsApi",
+    "ModelsApiError",
+    "RateGate",
+    "RetryPolicy",
+    "UnknownModelCard",
+    "UpdatedModel",
+    "http_pool",
+]
