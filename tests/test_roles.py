@@ -384,7 +384,7 @@ class TestTeamPage:
         assertContains(response, bob.api_credential.key_masked)
         for key in (ALICE_KEY, BOB_KEY, CAROL_KEY):
             assertNotContains(response, key)
-        roles_shown = {row["user"].username: row["role"] for row in response.context["rows"]}
+        roles_shown = {row.user.username: row.role for row in response.context["rows"]}
         assert roles_shown == {
             "alice": roles.Role.TEAM_ADMIN,
             "bob": roles.Role.MEMBER,
