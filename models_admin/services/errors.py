@@ -44,6 +44,14 @@ class EditConflict(ServiceError):
         )
 
 
+# What a refusal says (the 403 page shows it), where "your role" is too vague.
+REFUSALS = {
+    "models_admin.view_auditentry": "Only team admins and auditors can read the audit log.",
+    "models_admin.export_auditentry": "Only team admins and auditors can export the audit log.",
+    "models_admin.manage_team": "Only team admins manage the team.",
+}
+
+
 def authorize(actor: Actor, permission: str, *, action: str = "", target_id: str = "") -> None:
     """Raise PermissionDenied unless the actor's role grants the permission. A refused
     change (``action`` given) is recorded in the audit log as denied."""
@@ -51,4 +59,4 @@ def authorize(actor: Actor, permission: str, *, action: str = "", target_id: str
         return
     if action:
         audit.denied(actor=actor, action=action, target_id=target_id)
-    raise PermissionDenied("Your role does not allow this.")
+    raise PermissionDenied(REFUSALS.get(permission, "Your role does not allow this."))
