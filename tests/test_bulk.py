@@ -410,6 +410,50 @@ class TestRunner:
         assert {o.outcome for a in attempts for o in a.outcomes.all()} == {Outcome.FAILED}
         assert len(sandbox.state.requests) == before  # nothing was sent
 
+    def run_started(self, job: BulkJob, **fields) -> BulkJob:
+        BulkJob.objects.filter(pk=job.pk).update(state=BulkJob.State.RUNNING, **fields)
+        bulk.run_job(job.pk)
+        job.refresh_from_db()
+        return job
+
+    def test_a_model_deleted_meanwhile_counts_as_deleted(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:2]]
+        prepare(as_alice, "delete", picked)
+        job = BulkJob.objects.get()
+        sandbox.state.workspace(ALICE_KEY).delete(picked[0])  # by someone else
+
+        self.run_started(job, reason="cleanup")
+
+        gone, deleted = job.items.all()
+        assert (gone.status, gone.message) == (BulkItem.Status.SUCCEEDED, "It was already gone.")
+        assert (deleted.status, deleted.message) == (BulkItem.Status.SUCCEEDED, "")
+
+    def test_a_model_gone_before_its_archive_fails(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:2]]
+        prepare(as_alice, "archive", picked)
+        job = BulkJob.objects.get()
+        sandbox.state.workspace(ALICE_KEY).delete(picked[0])
+
+        self.run_started(job)
+
+        assert list(job.items.values_list("status", flat=True)) == [
+            BulkItem.Status.FAILED,
+            BulkItem.Status.SUCCEEDED,
+        ]
+
+    def test_a_role_lost_before_the_run_fails_each_item_as_denied(self, as_alice, alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:2]]
+        prepare(as_alice, "delete", picked)
+        job = BulkJob.objects.get()
+        roles.set_role(alice, roles.Role.MEMBER)
+
+        self.run_started(job, reason="cleanup")
+
+        assert set(job.items.values_list("status", flat=True)) == {BulkItem.Status.FAILED}
+        denied = AuditEntry.objects.filter(outcome=Outcome.DENIED, action=Action.MODEL_DELETE)
+        assert sorted(denied.values_list("target_id", flat=True)) == sorted(picked)
+        assert all(i in sandbox.state.workspace(ALICE_KEY).models for i in picked)
+
     def test_the_heartbeat_is_written_at_most_once_a_second(self, as_alice, sandbox):
         prepare(as_alice, "archive", [fine_tuned(sandbox)[0]["id"]])
         job = BulkJob.objects.get()

@@ -133,6 +133,24 @@ class TestUpstreamSession:
         assert session.current_card(ft["id"]).id == ft["id"]
         assert requests(sandbox) == [("GET", "/v1/models"), ("GET", f"/v1/models/{ft['id']}")]
 
+    def test_a_model_missing_from_the_pinned_inventory_is_read(self, alice, sandbox):
+        session = services.upstream_session(alice)
+        session.pin_inventory()
+
+        with pytest.raises(remote.ModelNotFound):
+            session.current_card("ft:created:after:the:pin")
+
+        assert requests(sandbox) == [
+            ("GET", "/v1/models"),
+            ("GET", "/v1/models/ft:created:after:the:pin"),
+        ]
+
+    def test_its_repr_names_the_credential_never_the_key(self, alice):
+        assert repr(services.upstream_session(alice)) == (
+            f"<UpstreamSession with credential #{alice.api_credential.pk}>"
+        )
+        assert repr(services.UpstreamSession(NEW_KEY)) == "<UpstreamSession with an unsaved key>"
+
 
 class TestModelChanges:
     def test_update(self, alice, sandbox):
