@@ -2,12 +2,13 @@
 
 A job is prepared from a selection (``bulk_job_create``: a draft listing the models
 that qualify), confirmed (``bulk_job_start``), then run in a background thread with at
-most BULK_CONCURRENCY upstream calls at once. Each item goes through the same service
-as a single action, so each is authorised and audited on its own (attempt written
-ahead, outcome after): a partial failure, or a process that dies mid-job, loses no
-record. Every item goes through services.model_apply with the job's one upstream
-session (services.upstream_session): the calls share one remote.RateGate, so a 429 pauses them all, and each call
-keeps the client's own retry budget. Results land in BulkItem rows, which the progress
+most BULK_CONCURRENCY upstream calls at once. Each item goes through
+services.model_apply, the same services as a single action, so each is authorised and
+audited on its own (attempt written ahead, outcome after): a partial failure, or a
+process that dies mid-job, loses no record. The items share the job's one upstream
+session (services.upstream_session): the key is decrypted once, the cards come from
+one inventory read, and one remote.RateGate makes a 429 pause every call (each keeps
+the client's own retry budget). Results land in BulkItem rows, which the progress
 page polls.
 """
 
@@ -74,8 +75,9 @@ def bulk_job_create(
 
     Raises PermissionDenied, MissingApiKey, UndecryptableApiKey, remote.ModelsApiError,
     or ServiceError when no selected model qualifies."""
-    model_action = _AUDIT_ACTION[BulkJob.Action(action)]
-    services.model_authorize(actor=actor, action=model_action, target_id="bulk selection")
+    services.model_authorize(
+        actor=actor, action=_AUDIT_ACTION[BulkJob.Action(action)], target_id="bulk selection"
+    )
     inv = services.models_inventory(actor=actor)
     if query is not None:
         rows = inventory.matching(inv, query)
