@@ -311,6 +311,12 @@ class TestServicesCheckPermissionsThemselves:
 
         assert sandbox.state.workspace(BOB_KEY).get(ft["id"]) is not None
         assert sandbox.state.requests == []
+        (denied,) = AuditEntry.objects.all()
+        assert (denied.action, denied.outcome, denied.target_id) == (
+            AuditEntry.Action.MODEL_DELETE,
+            AuditEntry.Outcome.DENIED,
+            ft["id"],
+        )
 
     def test_a_member_can_archive(self, bob, sandbox):
         ft = fine_tuned(sandbox, BOB_KEY)
