@@ -142,7 +142,6 @@ def model_update(
     description: str | None,
     expected_name: str | None,
     expected_description: str | None,
-    session: UpstreamSession | None = None,
 ) -> remote.FineTunedModelCard:
     """Rename and/or re-describe a fine-tuned model (``None`` clears a field).
 
@@ -160,7 +159,7 @@ def model_update(
     }
     ask = _Ask(actor, Action.MODEL_UPDATE, model_id, changes=requested)
     ask.authorize()
-    with _changing(ask, session) as change:
+    with _changing(ask, None) as change:
         before = change.fine_tuned()
         if (before.name, before.description) != (expected_name, expected_description):
             raise EditConflict(before)
