@@ -2,16 +2,19 @@
 
 A job is prepared from a selection (``bulk_job_create``: a draft listing the models
 that qualify), confirmed (``bulk_job_start``), then run in a background thread with at
-most BULK_CONCURRENCY upstream calls at once. Each item goes through the same service
-as a single action, so each is authorised and audited on its own (attempt written
-ahead, outcome after): a partial failure, or a process that dies mid-job, loses no
-record. The calls share one remote.RateGate, so a 429 pauses them all, and each call
-keeps the client's own retry budget. Results land in BulkItem rows, which the progress
+most BULK_CONCURRENCY upstream calls at once. Each item goes through
+services.model_apply, the same services as a single action, so each is authorised and
+audited on its own (attempt written ahead, outcome after): a partial failure, or a
+process that dies mid-job, loses no record. The items share the job's one upstream
+session (services.upstream_session): the key is decrypted once, the cards come from
+one inventory read, and one remote.RateGate makes a 429 pause every call (each keeps
+the client's own retry budget). Results land in BulkItem rows, which the progress
 page polls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -20,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import close_old_connections, connections, transaction
 from django.db.models import Count
@@ -36,11 +40,6 @@ logger = logging.getLogger(__name__)
 STALE_AFTER = timedelta(seconds=60)
 DRAFTS_KEPT = timedelta(days=1)
 
-_PERMISSION = {
-    BulkJob.Action.ARCHIVE: "models_admin.change_models",
-    BulkJob.Action.UNARCHIVE: "models_admin.change_models",
-    BulkJob.Action.DELETE: "models_admin.delete_models",
-}
 _NOTHING_QUALIFIES = {
     BulkJob.Action.ARCHIVE: "None of the selected models can be archived: pick fine-tuned models that are not archived yet.",
     BulkJob.Action.UNARCHIVE: "None of the selected models can be unarchived: pick archived fine-tuned models.",
@@ -63,11 +62,6 @@ def _qualifies(action: str, card: remote.ModelCard) -> bool:
     return True
 
 
-def _authorize(actor: Actor, action: str, target: str) -> None:
-    kind = BulkJob.Action(action)
-    services.authorize(actor, _PERMISSION[kind], action=_AUDIT_ACTION[kind], target_id=target)
-
-
 def bulk_job_create(
     *,
     actor: Actor,
@@ -81,7 +75,9 @@ def bulk_job_create(
 
     Raises PermissionDenied, MissingApiKey, UndecryptableApiKey, remote.ModelsApiError,
     or ServiceError when no selected model qualifies."""
-    _authorize(actor, action, "bulk selection")
+    services.model_authorize(
+        actor=actor, action=_AUDIT_ACTION[BulkJob.Action(action)], target_id="bulk selection"
+    )
     inv = services.models_inventory(actor=actor)
     if query is not None:
         rows = inventory.matching(inv, query)
@@ -125,7 +121,11 @@ def bulk_job_start(*, actor: Actor, job: BulkJob, reason: str = "") -> None:
     """Confirm a draft job and run it in the background.
 
     Raises PermissionDenied or ServiceError (not a draft, or no reason for a delete)."""
-    _authorize(actor, job.action, f"{job.items.count()} models (bulk)")
+    services.model_authorize(
+        actor=actor,
+        action=_AUDIT_ACTION[BulkJob.Action(job.action)],
+        target_id=f"{job.items.count()} models (bulk)",
+    )
     if job.created_by_id != actor.user.pk:
         raise PermissionDenied("Only who prepared a bulk job can start it.")
     if job.action == BulkJob.Action.DELETE and not reason.strip():
@@ -207,37 +207,35 @@ def _launch(job_id: Any) -> None:
     threading.Thread(target=run_job, args=(job_id,), name=f"bulk-{job_id}", daemon=True).start()
 
 
-def _runner(job: BulkJob, actor: Actor, upstream: services.Upstream | None) -> Callable[..., Any]:
-    def known_cards() -> dict[str, remote.ModelCard]:
-        try:
-            inv = services.models_inventory(actor=actor)
-        except (services.ServiceError, remote.ModelsApiError, PermissionDenied):
-            return {}  # each item then fetches its own card
-        return {row.id: row.card for row in inv.rows}
+def _session(user: User) -> services.UpstreamSession | None:
+    """The job's one upstream session: the stored key read and decrypted once, one
+    RateGate for all its calls, and the inventory read once, whose cards are the items'
+    before-snapshots (no retrieve per model)."""
+    try:
+        session = services.upstream_session(user, gate=remote.RateGate())
+    except services.ServiceError:
+        return None  # each item then fails, and is audited, on its own
+    with contextlib.suppress(remote.ModelsApiError):  # each item then reads its own card
+        session.pin_inventory()
+    return session
 
-    cards = known_cards()
+
+def _runner(
+    job: BulkJob, actor: Actor, session: services.UpstreamSession | None
+) -> Callable[[BulkItem], None]:
     heartbeat = _Heartbeat(job)
+    action = _AUDIT_ACTION[BulkJob.Action(job.action)]
 
     def run_item(item: BulkItem) -> None:
         status, message = BulkItem.Status.SUCCEEDED, ""
-        known = cards.get(item.model_id)
         try:
-            if job.action == BulkJob.Action.ARCHIVE:
-                services.model_archive(
-                    actor=actor, model_id=item.model_id, known=known, upstream=upstream
-                )
-            elif job.action == BulkJob.Action.UNARCHIVE:
-                services.model_unarchive(
-                    actor=actor, model_id=item.model_id, known=known, upstream=upstream
-                )
-            else:
-                services.model_delete(
-                    actor=actor,
-                    model_id=item.model_id,
-                    reason=job.reason,
-                    known=known,
-                    upstream=upstream,
-                )
+            services.model_apply(
+                actor=actor,
+                action=action,
+                model_id=item.model_id,
+                reason=job.reason,
+                session=session,
+            )
         except remote.ModelNotFound as exc:
             status, message = (
                 (BulkItem.Status.SUCCEEDED, "It was already gone.")
@@ -297,11 +295,7 @@ def run_job(job_id: Any) -> None:
             role=roles.role_of(user),
         )
         items = list(job.items.filter(status=BulkItem.Status.PENDING))
-        try:
-            upstream: services.Upstream | None = services.upstream_for(user, gate=remote.RateGate())
-        except services.ServiceError:
-            upstream = None  # each item then fails, and is audited, on its own
-        run_item = _runner(job, actor, upstream)
+        run_item = _runner(job, actor, _session(user))
         queue = iter(items)
         queue_lock = threading.Lock()
 

@@ -82,10 +82,10 @@ def reconcile_unknown(*, older_than: datetime, dry_run: bool = False) -> list[Re
             note = "The actor's account is gone, so there is no key to ask Mistral with."
         else:
             try:
-                upstream = services.upstream_for(attempt.actor)
-                credential = upstream.credential
+                session = services.upstream_session(attempt.actor)
+                credential = session.credential
                 try:
-                    card = upstream.api.retrieve_model(attempt.target_id)
+                    card = session.api.retrieve_model(attempt.target_id)
                 except remote.ModelNotFound:
                     card = None
                 verdict, note = _judge(attempt, card)

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
-from models_admin import audit, audit_sql, roles
+from models_admin import audit, audit_sql, reconcile, roles
 from models_admin.audit import Action, Actor, Kind, Outcome
 from models_admin.models import AppendOnlyError, AuditChainHead, AuditEntry
 from tests.conftest import ALICE_KEY, BOB_KEY, CAROL_KEY, make_user
@@ -700,3 +700,105 @@ class TestExport:
         assert [(e.action, e.outcome) for e in entries()] == [
             (Action.AUDIT_EXPORT, Outcome.DENIED)
         ] * 2
+
+
+class TestReconcile:
+    """Each verdict reconcile_audit can reach, from the model as Mistral shows it now."""
+
+    def unknown(self, user, action, target_id, **fields) -> AuditEntry:
+        """What a process killed mid-call leaves: an attempt with no outcome."""
+        return audit.append(
+            kind=Kind.ATTEMPT,
+            action=action,
+            outcome=Outcome.UNKNOWN,
+            actor=Actor(user=user),
+            target_id=target_id,
+            **fields,
+        )
+
+    def run(self, *, dry_run: bool = False) -> list[reconcile.Reconciled]:
+        return reconcile.reconcile_unknown(
+            older_than=timezone.now() + timedelta(seconds=1), dry_run=dry_run
+        )
+
+    @pytest.mark.parametrize(
+        ("action", "archived", "verdict"),
+        [
+            (Action.MODEL_ARCHIVE, True, Outcome.SUCCEEDED),
+            (Action.MODEL_ARCHIVE, False, Outcome.FAILED),
+            (Action.MODEL_UNARCHIVE, False, Outcome.SUCCEEDED),
+            (Action.MODEL_UNARCHIVE, True, Outcome.FAILED),
+        ],
+    )
+    def test_archive_and_unarchive(self, alice, sandbox, action, archived, verdict):
+        ft = fine_tuned(sandbox, archived=archived)
+        attempt = self.unknown(alice, action, ft["id"])
+
+        (result,) = self.run()
+
+        assert (result.attempt_seq, result.verdict) == (attempt.seq, verdict)
+        assert ("as asked" in result.note) == (verdict == Outcome.SUCCEEDED)
+        outcome = entries(kind=Kind.OUTCOME)[0]
+        assert (outcome.attempt, outcome.outcome) == (attempt, verdict)
+        assert outcome.credential_id == alice.api_credential.pk
+        assert outcome.message == f"Reconciled: {result.note}"
+
+    @pytest.mark.parametrize(
+        ("current", "verdict"),
+        [
+            ("triage-v5", Outcome.SUCCEEDED),
+            ("triage-v4", Outcome.FAILED),
+            ("someone-elses-name", Outcome.UNKNOWN),
+        ],
+    )
+    def test_update(self, alice, sandbox, current, verdict):
+        ft = fine_tuned(sandbox)
+        sandbox.state.workspace(ALICE_KEY).update(ft["id"], {"name": current})
+        self.unknown(
+            alice, Action.MODEL_UPDATE, ft["id"], changes={"name": ["triage-v4", "triage-v5"]}
+        )
+
+        (result,) = self.run()
+
+        assert result.verdict == verdict
+        outcomes = entries(kind=Kind.OUTCOME)
+        assert [o.outcome for o in outcomes] == ([] if verdict == Outcome.UNKNOWN else [verdict])
+
+    def test_a_change_to_a_model_now_gone_cannot_be_told(self, alice, sandbox):
+        self.unknown(alice, Action.MODEL_ARCHIVE, "ft:gone:a:b:c")
+
+        (result,) = self.run()
+
+        assert result.verdict == Outcome.UNKNOWN
+        assert "no longer exists" in result.note
+        assert entries(kind=Kind.OUTCOME) == []
+
+    def test_without_the_actors_key_mistral_cannot_be_asked(self, alice, charlie, sandbox):
+        self.unknown(charlie, Action.MODEL_DELETE, fine_tuned(sandbox)["id"])
+
+        (result,) = self.run()
+
+        assert result.verdict == Outcome.UNKNOWN
+        assert result.note == "Could not ask Mistral: Add your Mistral API key first."
+        assert requests_made(sandbox) == 0
+
+    def test_without_the_actors_account_there_is_no_key(self, alice, bob, sandbox):
+        self.unknown(bob, Action.MODEL_DELETE, fine_tuned(sandbox, BOB_KEY)["id"])
+        bob.delete()
+
+        (result,) = self.run()
+
+        assert result.verdict == Outcome.UNKNOWN
+        assert "account is gone" in result.note
+
+    def test_a_dry_run_appends_nothing(self, alice, sandbox):
+        self.unknown(alice, Action.MODEL_ARCHIVE, fine_tuned(sandbox, archived=True)["id"])
+
+        (result,) = self.run(dry_run=True)
+
+        assert result.verdict == Outcome.SUCCEEDED
+        assert entries(kind=Kind.OUTCOME) == []
+
+
+def requests_made(sandbox) -> int:
+    return len(sandbox.state.requests)

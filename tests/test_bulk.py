@@ -6,10 +6,12 @@ use committed data (transactional_db)."""
 
 from __future__ import annotations
 
-import time
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertTemplateUsed
@@ -44,14 +46,54 @@ def fine_tuned(sandbox, key=ALICE_KEY, *, archived=False) -> list[dict]:
     ]
 
 
-def wait_for(job: BulkJob, timeout: float = 20) -> BulkJob:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.state == BulkJob.State.FINISHED:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"bulk job still {job.state} after {timeout}s")
+def wait_for(job: BulkJob) -> BulkJob:
+    """Join the job's runner (started when the job was confirmed), then read the job."""
+    for thread in threading.enumerate():
+        if thread.name == f"bulk-{job.pk}":
+            thread.join(timeout=60)  # a deadlock guard, not a timing
+    job.refresh_from_db()
+    assert job.state == BulkJob.State.FINISHED
+    return job
+
+
+class Hold:
+    """Keeps the sandbox's requests of one method waiting, in flight, until released:
+    concurrency shown by what the sandbox sees, with no timing involved."""
+
+    def __init__(self, sandbox, method: str) -> None:
+        self.method = method
+        self.waiting = 0
+        self.released = False
+        self.condition = threading.Condition()
+        self._plan = sandbox.state.faults.plan
+
+    def plan(self, method: str, path: str):
+        if method == self.method:
+            with self.condition:
+                self.waiting += 1
+                self.condition.notify_all()
+                self.condition.wait_for(lambda: self.released, timeout=60)
+        return self._plan(method, path)
+
+    def until_waiting(self, count: int) -> None:
+        with self.condition:
+            assert self.condition.wait_for(lambda: self.waiting >= count, timeout=60)
+
+    def release(self) -> None:
+        with self.condition:
+            self.released = True
+            self.condition.notify_all()
+
+
+@pytest.fixture
+def hold_posts(sandbox) -> Iterator[Hold]:
+    hold = Hold(sandbox, "POST")
+    sandbox.state.faults.plan = hold.plan
+    try:
+        yield hold
+    finally:
+        hold.release()
+        del sandbox.state.faults.plan
 
 
 def prepare(client, action: str, ids=(), **data):
@@ -163,36 +205,76 @@ class TestRun:
         assert audit.verify_chain().ok
         assert not set(picked) & set(sandbox.state.workspace(ALICE_KEY).models)
 
-    def test_one_call_per_model_at_most_eight_at_once(self, as_alice, sandbox):
+    def test_one_call_per_model_at_most_eight_at_once(self, as_alice, sandbox, hold_posts):
         picked = [c["id"] for c in fine_tuned(sandbox)[:20]]
         prepare(as_alice, "archive", picked)
         job = BulkJob.objects.get()
         sandbox.state.requests.clear()
-        sandbox.state.faults.set(latency_ms=80)
         sandbox.state.peak_in_flight = 0
 
         start(as_alice, job)
+        hold_posts.until_waiting(8)
+        held = sandbox.state.in_flight
+        hold_posts.release()
         wait_for(job)
 
+        assert held == 8
+        assert sandbox.state.peak_in_flight == 8
         archive_calls = [r for r in sandbox.state.requests if r.method == "POST"]
-        assert len(archive_calls) == 20
-        assert (
-            len([r for r in sandbox.state.requests if r.method == "GET" and r.path != "/v1/models"])
-            == 0
+        assert sorted(r.path for r in archive_calls) == sorted(
+            f"/v1/fine_tuning/models/{i}/archive" for i in picked
         )
-        assert 2 <= sandbox.state.peak_in_flight <= 8
+        # The cached inventory gave each item its card: no retrieve per model.
+        assert [r for r in sandbox.state.requests if r.method == "GET"] == []
 
-    def test_the_bound_is_configurable(self, as_alice, sandbox, settings):
+    def test_the_bound_is_configurable(self, as_alice, sandbox, settings, hold_posts):
         settings.BULK_CONCURRENCY = 2
         prepare(as_alice, "archive", [c["id"] for c in fine_tuned(sandbox)[:8]])
         job = BulkJob.objects.get()
-        sandbox.state.faults.set(latency_ms=60)
         sandbox.state.peak_in_flight = 0
+
+        start(as_alice, job)
+        hold_posts.until_waiting(2)
+        held = sandbox.state.in_flight
+        hold_posts.release()
+        wait_for(job)
+
+        assert held == sandbox.state.peak_in_flight == 2
+        assert len([r for r in sandbox.state.requests if r.method == "POST"]) == 8
+
+    def test_a_bulk_unarchive(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox, archived=True)[:3]]
+        prepare(as_alice, "unarchive", picked)
+        job = BulkJob.objects.get()
 
         start(as_alice, job)
         wait_for(job)
 
-        assert sandbox.state.peak_in_flight == 2
+        assert set(job.items.values_list("status", flat=True)) == {BulkItem.Status.SUCCEEDED}
+        assert not any(sandbox.state.workspace(ALICE_KEY).get(i)["archived"] for i in picked)
+        unarchives = [r for r in sandbox.state.requests if r.method == "DELETE"]
+        assert sorted(r.path for r in unarchives) == sorted(
+            f"/v1/fine_tuning/models/{i}/archive" for i in picked
+        )
+        outcomes = AuditEntry.objects.filter(kind=Kind.OUTCOME, action=Action.MODEL_UNARCHIVE)
+        assert [o.changes for o in outcomes] == [{"archived": [True, False]}] * 3
+
+    def test_without_the_inventory_each_item_reads_its_own_card(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
+        prepare(as_alice, "archive", picked)
+        job = BulkJob.objects.get()
+        cache.clear()
+        sandbox.state.requests.clear()
+        sandbox.state.faults.set(fail_status=422, fail_times=1, match="GET /v1/models$")
+
+        start(as_alice, job)
+        wait_for(job)
+
+        assert set(job.items.values_list("status", flat=True)) == {BulkItem.Status.SUCCEEDED}
+        reads = [r.path for r in sandbox.state.requests if r.method == "GET"]
+        assert sorted(reads) == sorted(["/v1/models", *(f"/v1/models/{i}" for i in picked)])
+        for attempt in AuditEntry.objects.filter(kind=Kind.ATTEMPT):
+            assert attempt.outcomes.get().before["id"] == attempt.target_id
 
     def test_a_partial_failure_loses_nothing_and_can_be_retried(self, as_alice, sandbox):
         picked = [c["id"] for c in fine_tuned(sandbox)[:6]]
@@ -273,13 +355,16 @@ class TestConfirm:
         assert client.get(url("bulk_job", job.pk)).status_code == 403
         assert client.post(url("bulk_start", job.pk)).status_code == 403
 
-    def test_without_javascript_the_page_refreshes_while_running(self, as_alice, sandbox):
+    def test_without_javascript_the_page_refreshes_while_running(
+        self, as_alice, sandbox, hold_posts
+    ):
         prepare(as_alice, "archive", [c["id"] for c in fine_tuned(sandbox)[:2]])
         job = BulkJob.objects.get()
-        sandbox.state.faults.set(latency_ms=300)
 
         response = as_alice.post(url("bulk_start", job.pk), {})
+        hold_posts.until_waiting(1)
         page = as_alice.get(response["Location"])
+        hold_posts.release()
 
         assert response["Location"] == url("bulk_job", job.pk)
         assertContains(page, '<meta http-equiv="refresh" content="2">')
@@ -324,6 +409,50 @@ class TestRunner:
         assert sorted(a.target_id for a in attempts) == sorted(picked)
         assert {o.outcome for a in attempts for o in a.outcomes.all()} == {Outcome.FAILED}
         assert len(sandbox.state.requests) == before  # nothing was sent
+
+    def run_started(self, job: BulkJob, **fields) -> BulkJob:
+        BulkJob.objects.filter(pk=job.pk).update(state=BulkJob.State.RUNNING, **fields)
+        bulk.run_job(job.pk)
+        job.refresh_from_db()
+        return job
+
+    def test_a_model_deleted_meanwhile_counts_as_deleted(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:2]]
+        prepare(as_alice, "delete", picked)
+        job = BulkJob.objects.get()
+        sandbox.state.workspace(ALICE_KEY).delete(picked[0])  # by someone else
+
+        self.run_started(job, reason="cleanup")
+
+        gone, deleted = job.items.all()
+        assert (gone.status, gone.message) == (BulkItem.Status.SUCCEEDED, "It was already gone.")
+        assert (deleted.status, deleted.message) == (BulkItem.Status.SUCCEEDED, "")
+
+    def test_a_model_gone_before_its_archive_fails(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:2]]
+        prepare(as_alice, "archive", picked)
+        job = BulkJob.objects.get()
+        sandbox.state.workspace(ALICE_KEY).delete(picked[0])
+
+        self.run_started(job)
+
+        assert list(job.items.values_list("status", flat=True)) == [
+            BulkItem.Status.FAILED,
+            BulkItem.Status.SUCCEEDED,
+        ]
+
+    def test_a_role_lost_before_the_run_fails_each_item_as_denied(self, as_alice, alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:2]]
+        prepare(as_alice, "delete", picked)
+        job = BulkJob.objects.get()
+        roles.set_role(alice, roles.Role.MEMBER)
+
+        self.run_started(job, reason="cleanup")
+
+        assert set(job.items.values_list("status", flat=True)) == {BulkItem.Status.FAILED}
+        denied = AuditEntry.objects.filter(outcome=Outcome.DENIED, action=Action.MODEL_DELETE)
+        assert sorted(denied.values_list("target_id", flat=True)) == sorted(picked)
+        assert all(i in sandbox.state.workspace(ALICE_KEY).models for i in picked)
 
     def test_the_heartbeat_is_written_at_most_once_a_second(self, as_alice, sandbox):
         prepare(as_alice, "archive", [fine_tuned(sandbox)[0]["id"]])

@@ -311,6 +311,12 @@ class TestServicesCheckPermissionsThemselves:
 
         assert sandbox.state.workspace(BOB_KEY).get(ft["id"]) is not None
         assert sandbox.state.requests == []
+        (denied,) = AuditEntry.objects.all()
+        assert (denied.action, denied.outcome, denied.target_id) == (
+            AuditEntry.Action.MODEL_DELETE,
+            AuditEntry.Outcome.DENIED,
+            ft["id"],
+        )
 
     def test_a_member_can_archive(self, bob, sandbox):
         ft = fine_tuned(sandbox, BOB_KEY)
@@ -384,7 +390,7 @@ class TestTeamPage:
         assertContains(response, bob.api_credential.key_masked)
         for key in (ALICE_KEY, BOB_KEY, CAROL_KEY):
             assertNotContains(response, key)
-        roles_shown = {row["user"].username: row["role"] for row in response.context["rows"]}
+        roles_shown = {row.user.username: row.role for row in response.context["rows"]}
         assert roles_shown == {
             "alice": roles.Role.TEAM_ADMIN,
             "bob": roles.Role.MEMBER,

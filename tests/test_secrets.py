@@ -277,10 +277,10 @@ class TestReprs:
     def test_the_upstream_handle_never_shows_it(self, alice, sandbox):
         services.credential_save(actor=Actor(user=alice), api_key=CANARY, verify=False)
 
-        upstream = services.upstream_for(alice)
+        session = services.upstream_session(alice)
 
-        assert leaks(repr(upstream)) == []
-        assert leaks(repr(upstream.credential)) == []
+        assert leaks(repr(session)) == []
+        assert leaks(repr(session.credential)) == []
 
     def test_an_upstream_error_never_shows_it(self, alice, sandbox):
         sandbox.state.faults.set(fail_status=401, fail_times=1)

@@ -77,21 +77,8 @@ def team(request: AuthedRequest) -> HttpResponse:
 def _team_page(
     request: AuthedRequest, form: forms.AddMemberForm, *, new_link: tuple[User, str] | None = None
 ) -> HttpResponse:
-    members = (
-        User.objects.order_by("username")
-        .prefetch_related("groups")
-        .select_related("api_credential")
-    )
-    rows = [
-        {
-            "user": member,
-            "role": roles.role_of(member),
-            "credential": getattr(member, "api_credential", None),
-        }
-        for member in members
-    ]
     context = {
-        "rows": rows,
+        "rows": services.team_members(actor=actor(request)),
         "form": form,
         "role_choices": roles.Role.choices,
         "new_link": new_link,

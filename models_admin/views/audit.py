@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from models_admin import audit_reports, forms, services
+from models_admin import forms, services
 from models_admin.http import AuthedRequest
 from models_admin.models import AuditEntry
 from models_admin.views.common import actor, is_partial, requires
@@ -19,8 +19,9 @@ from models_admin.views.common import actor, is_partial, requires
 def audit_list(request: AuthedRequest) -> HttpResponse:
     form = forms.AuditFilterForm(request.GET)
     filters = form.filters()
-    page = audit_reports.page(
-        audit_reports.search(filters),
+    page = services.audit_list(
+        actor=actor(request),
+        filters=filters,
         before=form.cleaned_data.get("before"),
         after=form.cleaned_data.get("after"),
     )
@@ -33,16 +34,17 @@ def audit_list(request: AuthedRequest) -> HttpResponse:
 @require_GET
 @requires("models_admin.view_auditentry")
 def audit_detail(request: AuthedRequest, seq: int) -> HttpResponse:
-    entry = get_object_or_404(AuditEntry, seq=seq)
-    outcomes = list(entry.outcomes.order_by("seq")) if entry.kind == AuditEntry.Kind.ATTEMPT else []
-    effective = outcomes[-1].outcome if outcomes else entry.outcome
+    try:
+        detail = services.audit_detail(actor=actor(request), seq=seq)
+    except AuditEntry.DoesNotExist:
+        raise Http404("No such audit entry.") from None
     context = {
-        "entry": entry,
-        "attempt": entry.attempt,
-        "outcomes": outcomes,
-        "effective_outcome": effective,
-        "card": (outcomes[-1].before if outcomes else None) or entry.before,
-        "changes": (outcomes[-1].changes if outcomes and outcomes[-1].changes else entry.changes),
+        "entry": detail.entry,
+        "attempt": detail.attempt,
+        "outcomes": detail.outcomes,
+        "effective_outcome": detail.effective_outcome,
+        "card": detail.card,
+        "changes": detail.changes,
     }
     return render(request, "models_admin/audit_detail.html", context)
 
@@ -52,9 +54,9 @@ def audit_detail(request: AuthedRequest, seq: int) -> HttpResponse:
 def audit_deleted(request: AuthedRequest) -> HttpResponse:
     form = forms.AuditFilterForm(request.GET)
     form.is_valid()
-    page = audit_reports.deleted_models(before=form.cleaned_data.get("before"))
-    rows = [(entry, audit_reports.last_known_card(entry)) for entry in page.entries]
-    return render(request, "models_admin/audit_deleted.html", {"page": page, "rows": rows})
+    deleted = services.audit_deleted(actor=actor(request), before=form.cleaned_data.get("before"))
+    context = {"page": deleted.page, "rows": deleted.rows}
+    return render(request, "models_admin/audit_deleted.html", context)
 
 
 @require_GET

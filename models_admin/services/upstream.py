@@ -1,0 +1,123 @@
+"""This user's upstream session: their stored key (read and decrypted once), the client
+that calls Mistral with it, the key's cached inventory, and the credential that the
+audit entries of its changes name."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from models_admin import crypto, remote
+from models_admin.inventory import Inventory
+from models_admin.inventory import shared as inventories
+from models_admin.logging import register_secret
+from models_admin.models import ApiCredential
+from models_admin.services.errors import MissingApiKey, UndecryptableApiKey
+
+# last_used_at is bumped at most this often, so browsing costs no write per request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _inventory_cache_key(api_key: str) -> str:
+    digest = hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()
+    return f"inventory:v2:{digest[:40]}"
+
+
+@sensitive_variables("api_key")
+def forget_inventory(api_key: str) -> None:
+    """Drop the cached inventory of a key (one being replaced or removed)."""
+    inventories.forget(_inventory_cache_key(api_key))
+
+
+class UpstreamSession:
+    """Mistral, as one user: ``api`` (a client with their key), the key's inventory in
+    the shared cache, and ``credential`` (None only while a new key is being checked).
+
+    A bulk job shares one session between its items: the key is decrypted once, the
+    calls share one RateGate, and ``pin_inventory`` spares a read per model."""
+
+    __slots__ = ("_cache_key", "_changed", "_pinned", "api", "credential")
+
+    @sensitive_variables("api_key")
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        credential: ApiCredential | None = None,
+        gate: remote.RateGate | None = None,
+    ) -> None:
+        register_secret(api_key)
+        self.api = remote.ModelsApi(api_key=api_key, gate=gate)
+        self.credential = credential
+        self._cache_key = _inventory_cache_key(api_key)
+        self._pinned: dict[str, remote.ModelCard] | None = None
+        self._changed: set[str] = set()  # models changed through this session
+
+    def __repr__(self) -> str:
+        owner = f"credential #{self.credential.pk}" if self.credential else "an unsaved key"
+        return f"<UpstreamSession with {owner}>"
+
+    def inventory(self, *, refresh: bool = False) -> Inventory:
+        """Every model the key can see: the cached inventory, or one list call (which
+        refreshes the cache). Raises remote.ModelsApiError."""
+        if not refresh and (cached := self.cached_inventory()) is not None:
+            return cached
+        inventory = Inventory.build(self.api.list_models())
+        inventories.set(self._cache_key, inventory)
+        return inventory
+
+    def cached_inventory(self) -> Inventory | None:
+        return inventories.get(self._cache_key)
+
+    def pin_inventory(self) -> None:
+        """Read the inventory once (cache or list call) and take its cards as current for
+        the rest of the session, instead of reading each model before changing it.
+        Raises remote.ModelsApiError."""
+        self._pinned = {row.id: row.card for row in self.inventory().rows}
+
+    def known_card(self, model_id: str) -> remote.ModelCard | None:
+        """The model's card as last seen, without asking Mistral (pinned, else cached);
+        None when it is not known or was changed through this session since."""
+        if model_id in self._changed:
+            return None
+        if self._pinned is not None:
+            return self._pinned.get(model_id)
+        inventory = self.cached_inventory()
+        row = inventory.find(model_id) if inventory else None
+        return row.card if row else None
+
+    def current_card(self, model_id: str) -> remote.ModelCard:
+        """The card to change the model from: the pinned one, else fresh from Mistral.
+        Raises remote.ModelsApiError (ModelNotFound when it is gone)."""
+        pinned = self._pinned.get(model_id) if self._pinned is not None else None
+        if pinned is not None and model_id not in self._changed:
+            return pinned
+        return self.api.retrieve_model(model_id)
+
+    def changed(self, model_id: str) -> None:
+        """Call once a change has gone upstream: the cached inventory is out of date."""
+        self._changed.add(model_id)
+        inventories.forget(self._cache_key)
+
+
+@sensitive_variables("api_key")
+def upstream_session(user: User, *, gate: remote.RateGate | None = None) -> UpstreamSession:
+    """Mistral as the user, with their own stored key; ``gate`` is shared by the calls of
+    a bulk job. Raises MissingApiKey or UndecryptableApiKey."""
+    credential = ApiCredential.objects.filter(user=user).first()
+    if credential is None:
+        raise MissingApiKey()
+    try:
+        api_key = credential.get_key()
+    except crypto.UndecryptableError:
+        raise UndecryptableApiKey() from None
+    now = timezone.now()
+    if credential.last_used_at is None or now - credential.last_used_at > LAST_USED_RESOLUTION:
+        ApiCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
+    return UpstreamSession(api_key, credential=credential, gate=gate)
