@@ -283,6 +283,8 @@ OIDC_BREAK_GLASS_USERS = env_list("OIDC_BREAK_GLASS_USERS")
 OIDC_USE_PKCE = True
 OIDC_USE_NONCE = True
 OIDC_TIMEOUT = env_float("OIDC_TIMEOUT", 10.0)  # seconds, for each call to the provider
+# django-axes throttles password sign-in; the provider's callback is left to the provider.
+AXES_WHITELIST_CALLABLE = "models_admin.oidc.exempt_from_axes"
 if OIDC_ISSUER:
     if not OIDC_RP_CLIENT_ID:
         raise ImproperlyConfigured("OIDC_ISSUER is set: OIDC_CLIENT_ID is required too.")

@@ -39,7 +39,7 @@ from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.views.generic import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
@@ -284,6 +284,14 @@ class LocalPasswordBackend(ModelBackend):
         if enabled() and user and user.get_username() not in settings.OIDC_BREAK_GLASS_USERS:
             return False
         return super().user_can_authenticate(user)
+
+
+def exempt_from_axes(request: HttpRequest, credentials: dict[str, Any] | None) -> bool:
+    """AXES_WHITELIST_CALLABLE: django-axes counts password guesses per user name and
+    address. A refused provider sign-in is no guess (the provider throttles its own
+    logins) and has no user name here: counting it would lock everyone behind one
+    office address out of single sign-on."""
+    return request.path == reverse("oidc_authentication_callback")
 
 
 # --------------------------------------------------------------------------- views

@@ -238,6 +238,15 @@ class TestRefusals:
         assert response.status_code == 403
         assert not User.objects.filter(username="root").exists()
 
+    def test_refusals_do_not_lock_others_out(self, client, db, dana_at_provider, settings):
+        dana_at_provider.set_user("sam-sub", preferred_username="sam", groups=["sales"])
+        for _ in range(settings.AXES_FAILURE_LIMIT + 1):
+            assert sign_in(Client(), "sam-sub").status_code == 403
+
+        sign_in(client, "dana-sub")
+
+        assert signed_in_user(client).username == "dana"
+
     def test_a_provider_that_does_not_answer_gets_a_clear_page(
         self, client, db, oidc_provider, settings
     ):
