@@ -17,7 +17,7 @@ Who may come in, and as what, is decided by ``member_from_provider``:
   ``OIDC_GROUPS_CLAIM`` claim, applied at every sign-in and audited like the Team page's
   changes; a user in none of the groups is refused and no account is created;
 - a deactivated user stays out, and a break-glass account (``OIDC_BREAK_GLASS_USERS``)
-  signs in only with its local password, never through the provider.
+  or a superuser signs in only with its local password, never through the provider.
 """
 
 from __future__ import annotations
@@ -155,6 +155,10 @@ def member_from_provider(*, claims: dict[str, Any], request: HttpRequest) -> Use
     existing = User.objects.filter(username=username).first()
     if existing is not None and not existing.is_active:
         raise Refused("deactivated", username)
+    # A superuser is a local administrator: a provider that lets people pick their user
+    # name must not hand them one.
+    if existing is not None and existing.is_superuser:
+        raise Refused("break_glass", username)
     mapped = role_for(groups_of(claims))
     if mapped is None:
         raise Refused("no_role", username)
@@ -302,7 +306,7 @@ REFUSALS: dict[str, tuple[int, str]] = {
         "Your account is not in any of the groups that give access to this dashboard.",
     ),
     "deactivated": (403, "This account has been deactivated here by a team admin."),
-    "break_glass": (403, "This is a local break-glass account: it signs in with its password."),
+    "break_glass": (403, "This is a local administrator account: it signs in with its password."),
     "no_username": (403, "The identity provider did not send a usable user name."),
     "unverified": (400, "The answer from the identity provider could not be verified."),
     "unavailable": (502, "The identity provider did not answer."),

@@ -238,6 +238,16 @@ class TestRefusals:
         assert response.status_code == 403
         assert not User.objects.filter(username="root").exists()
 
+    def test_a_superuser_is_not_reachable_through_the_provider(self, client, db, oidc_provider):
+        User.objects.create_superuser("admin", "admin@example.com", "admin-password")
+        oidc_provider.set_user("a-sub", preferred_username="admin", groups=["ml-users"])
+
+        response = sign_in(client, "a-sub")
+
+        assert response.status_code == 403
+        assert signed_in_user(client) is None
+        assert not User.objects.get(username="admin").groups.exists()
+
     def test_refusals_do_not_lock_others_out(self, client, db, dana_at_provider, settings):
         dana_at_provider.set_user("sam-sub", preferred_username="sam", groups=["sales"])
         for _ in range(settings.AXES_FAILURE_LIMIT + 1):
