@@ -14,15 +14,23 @@ import base64
 import io
 import json
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
-import oidc_provider_mock  # type: ignore[import-untyped]
 import pytest
 import werkzeug.serving
+
+with warnings.catch_warnings():
+    # authlib warns about its own deprecated modules, which the provider imports (and
+    # turns its warnings on when first imported: import it, then silence them).
+    import authlib.deprecate  # type: ignore[import-untyped]
+
+    warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
+    import oidc_provider_mock  # type: ignore[import-untyped]
 
 CLIENT_ID = "mistral-dashboard"
 CLIENT_SECRET = "test-client-secret"
