@@ -125,7 +125,7 @@ def role_for(groups: list[str]) -> tuple[roles.Role, str] | None:
 # --------------------------------------------------------------------------- service
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Refused(Exception):
     """A sign-in through the provider that is turned away; ``reason`` picks the page text."""
 
@@ -368,8 +368,11 @@ class CallbackView(OIDCAuthenticationCallbackView):  # type: ignore[misc]
             logger.warning("OIDC sign-in refused: %s", exc)
             return refused(request, "unverified")
         except (requests.RequestException, ProviderUnavailable) as exc:
-            logger.warning("OIDC provider unavailable: %s", exc)
-            return refused(request, "unavailable")
+            logger.warning("OIDC sign-in failed at the provider: %s", exc)
+            response = getattr(exc, "response", None)
+            # A 4xx is the provider refusing the exchange (a code used twice, say).
+            answered = response is not None and response.status_code < 500
+            return refused(request, "failed" if answered else "unavailable")
 
     def login_failure(self) -> HttpResponse:
         refusal: Refused | None = getattr(self.request, "oidc_refusal", None)

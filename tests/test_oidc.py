@@ -180,6 +180,20 @@ class TestRefusals:
         assert response.status_code == 400
         assert not User.objects.filter(username="dana").exists()
 
+    def test_a_code_used_twice_is_refused(self, client, db, dana_at_provider):
+        callback = log_in_at_provider(start_sign_in(client), "dana-sub")
+        client.get(callback)
+        client.logout()
+        # A new sign-in's state, with the old (spent) code.
+        fresh = log_in_at_provider(start_sign_in(client), "dana-sub")
+        code = parse_qs(urlsplit(callback).query)["code"][0]
+
+        response = client.get(with_param(fresh, "code", code))
+
+        assertContains(response, "did not complete", status_code=400)
+        assert len(dana_at_provider.token_requests) == 2
+        assert signed_in_user(client) is None
+
     def test_a_tampered_id_token_is_refused(self, client, db, dana_at_provider):
         # Dana is a member; the forged token claims the admins' group.
         dana_at_provider.tamper_next_id_token = lambda claims: claims.update(
