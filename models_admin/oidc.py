@@ -164,35 +164,35 @@ def member_from_provider(*, claims: dict[str, Any], request: HttpRequest) -> Use
         raise Refused("no_role", username)
     role, group = mapped
     email = claims.get("email") if isinstance(claims.get("email"), str) else ""
+    actor = audit.Actor.from_request(cast("AuthedRequest", request))
+    details = {"source": "identity provider", "issuer": settings.OIDC_ISSUER, "group": group}
+    # The change and its audit entry commit together, or neither does.
     with transaction.atomic():
         user, created = User.objects.get_or_create(
             username=username, defaults={"email": (email or "")[:254]}
         )
+        actor = dataclasses.replace(actor, user=user)
         if created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
-        old = None if created else roles.role_of(user)
-        if old != role:
             roles.set_role(user, role)
-    actor = dataclasses.replace(audit.Actor.from_request(cast("AuthedRequest", request)), user=user)
-    details = {"source": "identity provider", "issuer": settings.OIDC_ISSUER, "group": group}
-    if created:
-        audit.event(
-            actor=actor,
-            action=Action.MEMBER_ADD,
-            target_id=username,
-            target_name=user.email,
-            changes={"role": [None, role.value]},
-            details=details,
-        )
-    elif old != role:
-        audit.event(
-            actor=actor,
-            action=Action.MEMBER_ROLE,
-            target_id=username,
-            changes={"role": [old.value if old else None, role.value]},
-            details=details,
-        )
+            audit.event(
+                actor=actor,
+                action=Action.MEMBER_ADD,
+                target_id=username,
+                target_name=user.email,
+                changes={"role": [None, role.value]},
+                details=details,
+            )
+        elif (old := roles.role_of(user)) != role:
+            roles.set_role(user, role)
+            audit.event(
+                actor=actor,
+                action=Action.MEMBER_ROLE,
+                target_id=username,
+                changes={"role": [old.value if old else None, role.value]},
+                details=details,
+            )
     return user
 
 
