@@ -262,6 +262,46 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 )
 AXES_VERBOSE = False
 
+# Sign-in with the company's identity provider (OpenID Connect, mozilla-django-oidc;
+# models_admin/oidc.py, docs/oidc.md). Off unless OIDC_ISSUER is set. The provider's
+# endpoints and keys come from its discovery document, fetched when first needed.
+OIDC_ISSUER = env_str("OIDC_ISSUER").rstrip("/")
+OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET")
+OIDC_RP_SCOPES = env_str("OIDC_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_SIGN_ALGO", "RS256")
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
+OIDC_USERNAME_CLAIM = env_str("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "single sign-on")
+# role=group pairs, first match wins: "team_admin=ml-platform-admins,member=ml-users".
+OIDC_ROLE_GROUPS = [
+    (role.strip().replace("-", "_"), group.strip())
+    for role, _, group in (pair.partition("=") for pair in env_list("OIDC_ROLE_GROUPS"))
+]
+# Local accounts that keep password sign-in while OIDC is on (break-glass); none by default.
+OIDC_BREAK_GLASS_USERS = env_list("OIDC_BREAK_GLASS_USERS")
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_TIMEOUT = env_float("OIDC_TIMEOUT", 10.0)  # seconds, for each call to the provider
+# django-axes throttles password sign-in; the provider's callback is left to the provider.
+AXES_WHITELIST_CALLABLE = "models_admin.oidc.exempt_from_axes"
+if OIDC_ISSUER:
+    if not OIDC_RP_CLIENT_ID:
+        raise ImproperlyConfigured("OIDC_ISSUER is set: OIDC_CLIENT_ID is required too.")
+    for _role, _group in OIDC_ROLE_GROUPS:
+        if _role not in {"member", "team_admin", "auditor"} or not _group:
+            raise ImproperlyConfigured(
+                f"OIDC_ROLE_GROUPS: {_role}={_group} is not role=group "
+                "(roles: member, team_admin, auditor)."
+            )
+    if not OIDC_ROLE_GROUPS:
+        raise ImproperlyConfigured("OIDC_ISSUER is set: OIDC_ROLE_GROUPS is required too.")
+    AUTHENTICATION_BACKENDS = [
+        "axes.backends.AxesStandaloneBackend",
+        "models_admin.oidc.ProviderBackend",
+        "models_admin.oidc.LocalPasswordBackend",
+    ]
+
 # The Mistral API.
 MISTRAL_API_URL = env_str("MISTRAL_API_URL", "https://api.mistral.ai").rstrip("/")
 MISTRAL_API_TIMEOUT = env_float("MISTRAL_API_TIMEOUT", 10.0)  # seconds to wait for a response

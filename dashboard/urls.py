@@ -5,13 +5,16 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
 from django.views.generic import RedirectView
 
+from models_admin import oidc
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="models_admin:model_list"), name="home"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        oidc.SignInView.as_view(),
         name="login",
     ),
+    path("oidc/", include(oidc.urlpatterns)),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/set-password/<uidb64>/<token>/",

@@ -18,6 +18,9 @@ from models_admin import audit_sql, roles
 from models_admin.models import ApiCredential, AuditEntry
 from models_admin.sandbox import SandboxServer
 
+# The OpenID Connect provider's fixtures (oidc_provider).
+pytest_plugins = ["tests.oidc_provider"]
+
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[SandboxServer]:
