@@ -12,6 +12,8 @@ from models_admin.inventory import PAGE_SIZE
 from tests.conftest import ALICE_KEY, BOB_KEY, CAROL_KEY
 
 HTMX = {"HX-Request": "true"}
+# What htmx sends from the detail page's name-and-description section.
+IN_FIELDS = {**HTMX, "HX-Target": "model-fields"}
 
 
 def workspace(sandbox, key=ALICE_KEY):
@@ -158,9 +160,7 @@ class TestModelList:
         as_alice.get(url("model_list"), {"q": "x"})
         assert len(calls(sandbox, "GET")) == 1
 
-        as_alice.post(
-            url("model_archive", fine_tuned(sandbox)["id"]), {"view": "row"}, headers=HTMX
-        )
+        as_alice.post(url("model_row_archive", fine_tuned(sandbox)["id"]), headers=HTMX)
         as_alice.get(url("model_list"))
 
         assert [r.path for r in calls(sandbox, "GET")][-1] == "/v1/models"
@@ -306,7 +306,9 @@ class TestModelEdit:
     def test_it_renames_in_place(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)
 
-        response = self._post(as_alice, ft, HTMX, name="support-triage-v4", description="New\ndata")
+        response = self._post(
+            as_alice, ft, IN_FIELDS, name="support-triage-v4", description="New\ndata"
+        )
 
         assertTemplateUsed(response, "models_admin/_model_detail.html")
         assertContains(response, "support-triage-v4")
@@ -318,14 +320,14 @@ class TestModelEdit:
     def test_it_sends_only_what_changed(self, as_alice, sandbox):
         ft = change(sandbox, fine_tuned(sandbox), description="keep me")
 
-        self._post(as_alice, ft, HTMX, name="only-the-name")
+        self._post(as_alice, ft, IN_FIELDS, name="only-the-name")
 
         assert calls(sandbox, "PATCH")[-1].json == {"name": "only-the-name"}
 
     def test_a_change_costs_two_upstream_calls(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)
 
-        self._post(as_alice, ft, HTMX, name="two-calls")
+        self._post(as_alice, ft, IN_FIELDS, name="two-calls")
 
         assert [r.method for r in calls(sandbox)] == ["GET", "PATCH"]
 
@@ -340,14 +342,14 @@ class TestModelEdit:
     def test_form_errors_come_back_with_the_form(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)
 
-        response = self._post(as_alice, ft, HTMX, name="x" * 129)
+        response = self._post(as_alice, ft, IN_FIELDS, name="x" * 129)
 
         assert response.status_code == 200
         assertContains(response, "at most 128 characters")
         assert calls(sandbox, "PATCH") == []
 
     def test_control_characters_are_refused(self, as_alice, sandbox):
-        response = self._post(as_alice, fine_tuned(sandbox), HTMX, name="bad\x07name")
+        response = self._post(as_alice, fine_tuned(sandbox), IN_FIELDS, name="bad\x07name")
 
         assertContains(response, "control characters")
 
@@ -364,7 +366,7 @@ class TestModelEdit:
         }
         sandbox.state.faults.set(fail_status=422, fail_times=1, fail_body=body, match="PATCH")
 
-        response = self._post(as_alice, ft, HTMX, name="taken")
+        response = self._post(as_alice, ft, IN_FIELDS, name="taken")
 
         assertContains(response, "Name already used by another model")
         assert response.context["form"].errors["name"] == ["Name already used by another model"]
@@ -377,9 +379,11 @@ class TestModelEdit:
         response = as_alice.post(
             url("model_edit", ft["id"]),
             {"name": "mine", "description": "", "expected": seen},
-            headers=HTMX,
+            headers=IN_FIELDS,
         )
 
+        assertTemplateUsed(response, "models_admin/_model_fields.html")
+        assertNotContains(response, "<html")
         assertContains(response, "Someone changed this model")
         assertContains(response, 'value="renamed-by-someone-else"')
         assert calls(sandbox, "PATCH") == []
@@ -424,7 +428,7 @@ class TestArchive:
     def test_archive_from_a_row_swaps_the_row(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)
 
-        response = as_alice.post(url("model_archive", ft["id"]), {"view": "row"}, headers=HTMX)
+        response = as_alice.post(url("model_row_archive", ft["id"]), headers=HTMX)
 
         assertTemplateUsed(response, "models_admin/_model_row.html")
         assertContains(response, "Archived")
@@ -435,7 +439,7 @@ class TestArchive:
     def test_unarchive_from_the_detail_page_swaps_the_detail(self, as_alice, sandbox):
         ft = fine_tuned(sandbox, archived=True)
 
-        response = as_alice.post(url("model_unarchive", ft["id"]), {"view": "detail"}, headers=HTMX)
+        response = as_alice.post(url("model_unarchive", ft["id"]), headers=HTMX)
 
         assertTemplateUsed(response, "models_admin/_model_detail.html")
         assert workspace(sandbox).get(ft["id"])["archived"] is False
@@ -457,9 +461,7 @@ class TestArchive:
         assert response["Location"] == url("model_detail", ft["id"])
 
     def test_base_models_are_refused_with_a_reason(self, as_alice, sandbox):
-        response = as_alice.post(
-            url("model_archive", base_card(sandbox)["id"]), {"view": "row"}, headers=HTMX
-        )
+        response = as_alice.post(url("model_row_archive", base_card(sandbox)["id"]), headers=HTMX)
 
         assert response["HX-Reswap"] == "none"
         assertContains(response, "Only fine-tuned models can be changed")
@@ -467,8 +469,7 @@ class TestArchive:
 
     def test_a_gone_model_leaves_the_list_with_a_note(self, as_alice, sandbox):
         response = as_alice.post(
-            url("model_archive", "ft:open-mistral-7b:00000000:20240101:00000000"),
-            {"view": "row"},
+            url("model_row_archive", "ft:open-mistral-7b:00000000:20240101:00000000"),
             headers=HTMX,
         )
 
@@ -500,7 +501,7 @@ class TestArchive:
         ft = fine_tuned(sandbox)
         sandbox.state.faults.set(**fault)
 
-        response = as_alice.post(url("model_archive", ft["id"]), {"view": "row"}, headers=HTMX)
+        response = as_alice.post(url("model_row_archive", ft["id"]), headers=HTMX)
 
         assert response.status_code == 200
         assert response["HX-Reswap"] == "none"
@@ -544,8 +545,8 @@ class TestDelete:
         ft = fine_tuned(sandbox)
 
         response = as_alice.post(
-            url("model_delete", ft["id"]),
-            {"confirm_id": ft["id"], "reason": "obsolete", "view": "row"},
+            url("model_row_delete", ft["id"]),
+            {"confirm_id": ft["id"], "reason": "obsolete"},
             headers=HTMX,
         )
 
@@ -596,7 +597,7 @@ class TestDelete:
         gone = "ft:open-mistral-7b:00000000:20240101:00000000"
 
         response = as_alice.post(
-            url("model_delete", gone), {"confirm_id": gone, "reason": "cleanup"}, headers=HTMX
+            url("model_row_delete", gone), {"confirm_id": gone, "reason": "cleanup"}, headers=HTMX
         )
 
         assert '"modelDeleted"' in response["HX-Trigger"]
@@ -607,7 +608,7 @@ class TestDelete:
 
         response = as_alice.post(
             url("model_delete", ft["id"]),
-            {"confirm_id": ft["id"], "reason": "x" * 5, "view": "detail"},
+            {"confirm_id": ft["id"], "reason": "x" * 5},
             headers=HTMX,
         )
 
