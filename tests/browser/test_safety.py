@@ -144,7 +144,7 @@ class TestWithoutJavaScript:
         target = fine_tuned(sandbox, name="sql-assistant-v7")
         sign_in(page, live_server, alice)
         model_row(page, target["id"]).get_by_role("link", name="Delete sql-assistant-v7").click()
-        expect(page).to_have_url(re.compile(re.escape(f"/models/{target['id']}/delete/")))
+        expect(page).to_have_url(re.compile(re.escape(f"/models/{target['id']}/row/delete/")))
         expect(page.get_by_role("heading", name="Delete this model?")).to_be_visible()
         page.get_by_label("Type the model id to confirm").fill("ft:wrong")
         page.get_by_label("Reason (kept in the audit log)").fill("retired")
