@@ -6,7 +6,12 @@ import json
 
 import pytest
 from django.urls import reverse
-from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
+from pytest_django.asserts import (
+    assertContains,
+    assertNotContains,
+    assertTemplateNotUsed,
+    assertTemplateUsed,
+)
 
 from models_admin.inventory import PAGE_SIZE
 from tests.conftest import ALICE_KEY, BOB_KEY, CAROL_KEY
@@ -14,6 +19,7 @@ from tests.conftest import ALICE_KEY, BOB_KEY, CAROL_KEY
 HTMX = {"HX-Request": "true"}
 # What htmx sends from the detail page's name-and-description section.
 IN_FIELDS = {**HTMX, "HX-Target": "model-fields"}
+IN_TABLE = {"HX-Target": "model-table"}
 
 
 def workspace(sandbox, key=ALICE_KEY):
@@ -217,6 +223,33 @@ class TestModelList:
     def test_it_rejects_post(self, as_alice):
         assert as_alice.post(url("model_list")).status_code == 405
 
+    def test_the_filters_are_the_forms_fields(self, as_alice, sandbox):
+        root = fine_tuned(sandbox)["root"]
+
+        response = as_alice.get(url("model_list"), {"root": root, "archived": "yes"})
+
+        assertContains(response, '<select name="root" id="id_root">')
+        assertContains(response, f'<option value="{root}" selected>{root}</option>', html=True)
+        assertContains(response, '<option value="yes" selected>Archived</option>', html=True)
+        assertContains(response, '<option value="completion_fim">fill-in-the-middle</option>')
+        assertContains(response, '<label for="id_q">Search</label>')
+
+    def test_sort_links_keep_the_filters_and_toggle(self, as_alice):
+        response = as_alice.get(url("model_list"), {"q": "sql", "sort": "name", "page": "1"})
+
+        assertContains(response, 'href="?q=sql&amp;sort=-name">Name and id ↑</a>')
+        assertContains(response, 'href="?q=sql&amp;sort=-created">Created</a>')
+
+    def test_the_table_is_a_boosted_region(self, as_alice, sandbox):
+        boosted = {**HTMX, "HX-Boosted": "true"}
+
+        region = as_alice.get(url("model_list"), {"page": 1}, headers=boosted | IN_TABLE)
+        whole = as_alice.get(url("model_list"), headers=boosted)
+
+        assertTemplateUsed(region, "models_admin/_model_table.html")
+        assertNotContains(region, "<html")
+        assertContains(whole, "<html")
+
 
 class TestModelDetail:
     def test_it_shows_every_field(self, as_alice, sandbox):
@@ -276,6 +309,13 @@ class TestModelDetail:
 
         assert response.status_code == 404
         assert calls(sandbox) == []
+
+    def test_cancel_gets_the_name_and_description_alone(self, as_alice, sandbox):
+        response = as_alice.get(url("model_detail", fine_tuned(sandbox)["id"]), headers=IN_FIELDS)
+
+        assertTemplateUsed(response, "models_admin/_model_fields.html")
+        assertTemplateNotUsed(response, "models_admin/_model_detail.html")
+        assertContains(response, ">Edit</a>")
 
     def test_no_key_leads_to_the_key_form(self, as_charlie, sandbox):
         response = as_charlie.get(url("model_detail", "mistral-small-latest"))
@@ -436,6 +476,26 @@ class TestArchive:
         assert workspace(sandbox).get(ft["id"])["archived"] is True
         assert [r.method for r in calls(sandbox)] == ["GET", "POST"]
 
+    def test_each_form_posts_to_the_url_of_its_answer(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+
+        listed = as_alice.get(url("model_list"), {"q": ft["id"]})
+        detail = as_alice.get(url("model_detail", ft["id"]))
+
+        assertContains(listed, f'hx-post="{url("model_row_archive", ft["id"])}"')
+        assertContains(detail, f'hx-post="{url("model_archive", ft["id"])}"')
+        for page in (listed, detail):
+            assertNotContains(page, 'name="view"')
+
+    def test_unarchive_from_the_row_swaps_the_row(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox, archived=True)
+
+        response = as_alice.post(url("model_row_unarchive", ft["id"]), headers=HTMX)
+
+        assertTemplateUsed(response, "models_admin/_model_row.html")
+        assertContains(response, ">Archive</button>")
+        assert workspace(sandbox).get(ft["id"])["archived"] is False
+
     def test_unarchive_from_the_detail_page_swaps_the_detail(self, as_alice, sandbox):
         ft = fine_tuned(sandbox, archived=True)
 
@@ -541,6 +601,27 @@ class TestDelete:
 
         assertTemplateUsed(response, "models_admin/model_delete.html")
 
+    @pytest.mark.parametrize("name", ["model_delete", "model_row_delete"])
+    def test_the_dialog_posts_back_to_its_own_url(self, as_alice, sandbox, name):
+        ft = fine_tuned(sandbox)
+
+        response = as_alice.get(url(name, ft["id"]), headers=HTMX)
+
+        assertContains(response, f'hx-post="{url(name, ft["id"])}"')
+        assertNotContains(response, 'name="view"')
+
+    def test_archive_instead_posts_plainly_back_to_the_page_behind(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+        behind = {**HTMX, "HX-Current-URL": "http://testserver/models/?q=sql"}
+
+        dialog = as_alice.get(url("model_row_delete", ft["id"]), headers=behind)
+        response = as_alice.post(url("model_archive", ft["id"]), {"next": "/models/?q=sql"})
+
+        assertContains(dialog, f'<form method="post" action="{url("model_archive", ft["id"])}">')
+        assertContains(dialog, '<input type="hidden" name="next" value="/models/?q=sql">')
+        assert response["Location"] == "/models/?q=sql"
+        assert workspace(sandbox).get(ft["id"])["archived"] is True
+
     def test_it_deletes_after_confirmation(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)
 
@@ -613,6 +694,18 @@ class TestDelete:
         )
 
         assert response["HX-Redirect"] == url("model_list")
+
+    def test_without_javascript_a_failure_keeps_the_page_and_says_why(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+        sandbox.state.faults.set(fail_status=503, fail_times=10, match="DELETE")
+
+        response = as_alice.post(
+            url("model_delete", ft["id"]), {"confirm_id": ft["id"], "reason": "obsolete"}
+        )
+
+        assertTemplateUsed(response, "models_admin/model_delete.html")
+        assertContains(response, "HTTP 503")
+        assert ft["id"] in workspace(sandbox).models
 
     def test_without_javascript_it_redirects_to_the_list(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)

@@ -188,3 +188,19 @@ class TestWithoutJavaScript:
         rows = page.locator("tr[data-model-id]")
         expect(rows).to_have_count(1)
         expect(model_row(page, target["id"])).to_be_visible()
+
+
+class TestFailedRequests:
+    def test_a_failed_htmx_request_is_an_alert_made_from_the_pages_template(
+        self, page, live_server, alice, sandbox
+    ):
+        sign_in(page, live_server, alice)
+        expect(page.locator("#model-table")).to_be_visible()
+
+        page.evaluate("htmx.ajax('GET', '/no-such-page/', '#dialog')")
+
+        alert = page.locator("#alerts .alert-error")
+        expect(alert).to_have_text(re.compile(r"That page or model no longer exists\."))
+        expect(alert).to_have_attribute("role", "alert")
+        alert.get_by_role("button", name="Dismiss this message").click()
+        expect(alert).to_have_count(0)
