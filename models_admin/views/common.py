@@ -1,5 +1,8 @@
-"""Helpers every view module shares: the acting user, and the one place that turns a
-failure (a ServiceError or a remote.ModelsApiError) into a response."""
+"""What every view module shares: the acting user; the one place that picks the page or
+its partial (``for_htmx``); the view-level permission declaration (``requires``); one URL
+served by a view per method (``by_method``); and the one place that turns a failure (a
+ServiceError or a remote.ModelsApiError) into a response (``failure``: ``key_problem`` or
+``upstream_error``)."""
 
 from __future__ import annotations
 
@@ -136,11 +139,13 @@ def upstream_error(
 ) -> HttpResponse:
     """The message as an alert: out of band with nothing swapped (htmx), or on ``back``.
     A rejected key links to the key page."""
-    key_at_fault = isinstance(exc, remote.ApiAuthFailed) and not isinstance(
-        exc, remote.ApiForbidden
-    )
-    messages.error(request, exc.message, extra_tags="api-key" if key_at_fault else "")
+    messages.error(request, exc.message, extra_tags="api-key" if key_at_fault(exc) else "")
     return partial_or_redirect(request, back, reswap(HttpResponse(""), "none"))
+
+
+def key_at_fault(exc: Exception) -> bool:
+    """Whether Mistral refused the key itself, not just this action: link to the key page."""
+    return isinstance(exc, remote.ApiAuthFailed) and not isinstance(exc, remote.ApiForbidden)
 
 
 def by_method(*, get: View, post: View) -> Callable[..., HttpResponse]:

@@ -22,6 +22,7 @@ from models_admin.views.common import (
     failure,
     for_htmx,
     is_partial,
+    key_at_fault,
     key_problem,
     partial_or_redirect,
     requires,
@@ -111,8 +112,7 @@ def _card_problem(
         "model_id": model_id,
         "error": exc.message,
         "gone": gone,
-        "key_link": isinstance(exc, remote.ApiAuthFailed)
-        and not isinstance(exc, remote.ApiForbidden),
+        "key_link": key_at_fault(exc),
     }
     status = 404 if gone else 200
     return TemplateResponse(request, "models_admin/model_detail.html", context, status=status)
