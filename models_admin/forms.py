@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 
-from models_admin.inventory import SORTS, ModelQuery
+from models_admin.inventory import SORTS, Inventory, ModelQuery
 from models_admin.models import AuditEntry, BulkJob
+from models_admin.remote import ApiAuthFailed, ApiRejected, ModelsApiError
 from models_admin.roles import Role
+from models_admin.templatetags.models_admin_tags import capability_label
+
+if TYPE_CHECKING:
+    from models_admin.services import EditConflict
 
 # Upstream limits are undocumented; these are the sandbox's, and Mistral's 422s are
 # shown as field errors anyway.
@@ -37,6 +42,23 @@ class ApiKeyForm(forms.Form):
     save_unverified = forms.BooleanField(
         label="Save it without checking (Mistral could not be reached)", required=False
     )
+    # Set when Mistral could not be asked: the form then offers save_unverified.
+    offer_unverified = False
+
+    def refuse(self, exc: ModelsApiError) -> None:
+        """Say why the key was not saved; offer to save it unchecked if Mistral was unreachable."""
+        if isinstance(exc, ApiAuthFailed):
+            self.add_error(
+                "api_key",
+                "Mistral rejected this key (it may be revoked or mistyped). Nothing was saved.",
+            )
+            return
+        self.add_error(
+            "api_key",
+            f"{exc.message} The key could not be checked, so it was not saved. "
+            "Try again, or tick “save it without checking”.",
+        )
+        self.offer_unverified = True
 
     def clean_api_key(self) -> str:
         key: str = self.cleaned_data["api_key"]
@@ -51,9 +73,15 @@ class ApiKeyForm(forms.Form):
 
 class ModelFilterForm(forms.Form):
     """The list's query-string state. Invalid values fall back to defaults: a stale or
-    hand-edited link still shows a page."""
+    hand-edited link still shows a page. Given the inventory, the root and capability
+    fields offer what it holds."""
 
-    q = forms.CharField(label="Search", required=False, max_length=200)
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        max_length=200,
+        widget=forms.SearchInput(attrs={"placeholder": "Id, name or description"}),
+    )
     type = forms.ChoiceField(
         required=False,
         choices=[("", "All types"), ("base", "Base"), ("fine-tuned", "Fine-tuned")],
@@ -75,7 +103,21 @@ class ModelFilterForm(forms.Form):
             ("-id", "Id Z–A"),
         ],
     )
-    page = forms.IntegerField(required=False, min_value=1)
+    page = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, inventory: Inventory | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        if inventory is not None:
+            self.fields["root"].widget = forms.Select(
+                choices=[("", "Any root"), *((root, root) for root in inventory.roots)]
+            )
+            self.fields["capability"].widget = forms.Select(
+                choices=[
+                    ("", "Any capability"),
+                    *((cap, capability_label(cap)) for cap in inventory.capabilities),
+                ]
+            )
 
     def to_query(self) -> ModelQuery:
         self.is_valid()
@@ -113,6 +155,31 @@ class ModelEditForm(forms.Form):
                 "expected": json.dumps({"name": name, "description": description}),
             }
         )
+
+    @classmethod
+    def conflicting(cls, conflict: EditConflict) -> ModelEditForm:
+        """The form again with the current values, saying someone changed them meanwhile."""
+        form = cls.for_card(conflict.current.name, conflict.current.description)
+        form.errors["__all__"] = form.error_class([conflict.message])
+        return form
+
+    def changes(self) -> dict[str, str | None]:
+        """The service's keyword arguments: the new values and the ones the user saw."""
+        expected = self.cleaned_data["expected"]
+        return {
+            "name": self.cleaned_data["name"],
+            "description": self.cleaned_data["description"],
+            "expected_name": expected["name"],
+            "expected_description": expected["description"],
+        }
+
+    def add_upstream_errors(self, exc: ApiRejected) -> None:
+        """Mistral's 422 as errors on the fields it names (or on the form)."""
+        for field, errors in exc.field_errors.items():
+            for error in errors:
+                self.add_error(field if field in self.fields else None, error)
+        if not exc.field_errors:
+            self.add_error(None, exc.message)
 
     def clean_name(self) -> str | None:
         name: str = self.cleaned_data["name"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path, register_converter
 
 from models_admin.views import account, audit, bulk, models
+from models_admin.views.common import by_method
 
 
 class ModelIdConverter:
@@ -28,10 +29,34 @@ urlpatterns = [
     path("bulk/<uuid:job_id>/start/", bulk.bulk_start, name="bulk_start"),
     path("bulk/<uuid:job_id>/retry/", bulk.bulk_retry, name="bulk_retry"),
     path("models/<model_id:model_id>/", models.model_detail, name="model_detail"),
-    path("models/<model_id:model_id>/edit/", models.model_edit, name="model_edit"),
+    path(
+        "models/<model_id:model_id>/edit/",
+        by_method(get=models.model_edit_form, post=models.model_edit),
+        name="model_edit",
+    ),
     path("models/<model_id:model_id>/archive/", models.model_archive, name="model_archive"),
     path("models/<model_id:model_id>/unarchive/", models.model_unarchive, name="model_unarchive"),
-    path("models/<model_id:model_id>/delete/", models.model_delete, name="model_delete"),
+    path(
+        "models/<model_id:model_id>/delete/",
+        by_method(get=models.model_delete_form, post=models.model_delete),
+        name="model_delete",
+    ),
+    # The same actions from a list row: the row comes back, or goes.
+    path(
+        "models/<model_id:model_id>/row/archive/",
+        models.model_row_archive,
+        name="model_row_archive",
+    ),
+    path(
+        "models/<model_id:model_id>/row/unarchive/",
+        models.model_row_unarchive,
+        name="model_row_unarchive",
+    ),
+    path(
+        "models/<model_id:model_id>/row/delete/",
+        by_method(get=models.model_delete_form, post=models.model_row_delete),
+        name="model_row_delete",
+    ),
     path("account/api-key/", account.api_key, name="api_key"),
     path("account/api-key/remove/", account.api_key_remove, name="api_key_remove"),
     path("audit/", audit.audit_list, name="audit_list"),

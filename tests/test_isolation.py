@@ -121,7 +121,7 @@ class TestActionsOnBobsModels:
         assert model["name"] is None or model["name"].encode() not in response.content
         assert only_alices_key_was_used(sandbox)
 
-    @pytest.mark.parametrize("page", ["model_edit", "model_delete"])
+    @pytest.mark.parametrize("page", ["model_edit", "model_delete", "model_row_delete"])
     def test_the_forms_do_not_open(self, as_alice, sandbox, bob_listed_first, page):
         model = bobs_model(sandbox, archived=False)
 
@@ -149,7 +149,13 @@ class TestActionsOnBobsModels:
         assert {r.method for r in sandbox.state.requests} == {"GET"}
 
     @pytest.mark.parametrize(
-        ("action", "archived"), [("model_archive", False), ("model_unarchive", True)]
+        ("action", "archived"),
+        [
+            ("model_archive", False),
+            ("model_unarchive", True),
+            ("model_row_archive", False),
+            ("model_row_unarchive", True),
+        ],
     )
     @pytest.mark.parametrize("headers", [{}, HTMX], ids=["page", "htmx"])
     def test_archive_and_unarchive_change_nothing(
@@ -158,7 +164,7 @@ class TestActionsOnBobsModels:
         model = bobs_model(sandbox, archived=archived)
         before = snapshot(sandbox, BOB_KEY)
 
-        response = as_alice.post(url(action, model["id"]), {"view": "row"}, headers=headers)
+        response = as_alice.post(url(action, model["id"]), headers=headers)
 
         assert response.status_code in (200, 302)
         assert snapshot(sandbox, BOB_KEY) == before
@@ -173,13 +179,14 @@ class TestActionsOnBobsModels:
         assertContains(response, "does not exist", status_code=404)
         assert sandbox.state.workspace(BOB_KEY).get(model["id"])["archived"] is False
 
+    @pytest.mark.parametrize("action", ["model_delete", "model_row_delete"])
     @pytest.mark.parametrize("headers", [{}, HTMX], ids=["page", "htmx"])
-    def test_delete_changes_nothing(self, as_alice, sandbox, bob_listed_first, headers):
+    def test_delete_changes_nothing(self, as_alice, sandbox, bob_listed_first, headers, action):
         model = bobs_model(sandbox, archived=False)
         before = snapshot(sandbox, BOB_KEY)
 
         response = as_alice.post(
-            url("model_delete", model["id"]),
+            url(action, model["id"]),
             {"confirm_id": model["id"], "reason": "trying bob's ids"},
             headers=headers,
         )

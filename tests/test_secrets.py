@@ -132,7 +132,7 @@ def use_the_app(session: Session, sandbox) -> None:
         {"name": "renamed-by-alice", "description": "", "expected": json.dumps(seen)},
         headers=HTMX,
     )
-    session.post(url("model_archive", model["id"]), {"view": "row"}, headers=HTMX)
+    session.post(url("model_row_archive", model["id"]), headers=HTMX)
     session.post(url("model_unarchive", model["id"]), follow=True)
     session.get(url("model_detail", "ft:open-mistral-7b:00000000:20240101:00000000"))
     session.get(url("team"))

@@ -6,12 +6,20 @@ import json
 
 import pytest
 from django.urls import reverse
-from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
+from pytest_django.asserts import (
+    assertContains,
+    assertNotContains,
+    assertTemplateNotUsed,
+    assertTemplateUsed,
+)
 
 from models_admin.inventory import PAGE_SIZE
 from tests.conftest import ALICE_KEY, BOB_KEY, CAROL_KEY
 
 HTMX = {"HX-Request": "true"}
+# What htmx sends from the detail page's name-and-description section.
+IN_FIELDS = {**HTMX, "HX-Target": "model-fields"}
+IN_TABLE = {"HX-Target": "model-table"}
 
 
 def workspace(sandbox, key=ALICE_KEY):
@@ -158,9 +166,7 @@ class TestModelList:
         as_alice.get(url("model_list"), {"q": "x"})
         assert len(calls(sandbox, "GET")) == 1
 
-        as_alice.post(
-            url("model_archive", fine_tuned(sandbox)["id"]), {"view": "row"}, headers=HTMX
-        )
+        as_alice.post(url("model_row_archive", fine_tuned(sandbox)["id"]), headers=HTMX)
         as_alice.get(url("model_list"))
 
         assert [r.path for r in calls(sandbox, "GET")][-1] == "/v1/models"
@@ -216,6 +222,33 @@ class TestModelList:
 
     def test_it_rejects_post(self, as_alice):
         assert as_alice.post(url("model_list")).status_code == 405
+
+    def test_the_filters_are_the_forms_fields(self, as_alice, sandbox):
+        root = fine_tuned(sandbox)["root"]
+
+        response = as_alice.get(url("model_list"), {"root": root, "archived": "yes"})
+
+        assertContains(response, '<select name="root" id="id_root">')
+        assertContains(response, f'<option value="{root}" selected>{root}</option>', html=True)
+        assertContains(response, '<option value="yes" selected>Archived</option>', html=True)
+        assertContains(response, '<option value="completion_fim">fill-in-the-middle</option>')
+        assertContains(response, '<label for="id_q">Search</label>')
+
+    def test_sort_links_keep_the_filters_and_toggle(self, as_alice):
+        response = as_alice.get(url("model_list"), {"q": "sql", "sort": "name", "page": "1"})
+
+        assertContains(response, 'href="?q=sql&amp;sort=-name">Name and id ↑</a>')
+        assertContains(response, 'href="?q=sql&amp;sort=-created">Created</a>')
+
+    def test_the_table_is_a_boosted_region(self, as_alice, sandbox):
+        boosted = {**HTMX, "HX-Boosted": "true"}
+
+        region = as_alice.get(url("model_list"), {"page": 1}, headers=boosted | IN_TABLE)
+        whole = as_alice.get(url("model_list"), headers=boosted)
+
+        assertTemplateUsed(region, "models_admin/_model_table.html")
+        assertNotContains(region, "<html")
+        assertContains(whole, "<html")
 
 
 class TestModelDetail:
@@ -277,6 +310,13 @@ class TestModelDetail:
         assert response.status_code == 404
         assert calls(sandbox) == []
 
+    def test_cancel_gets_the_name_and_description_alone(self, as_alice, sandbox):
+        response = as_alice.get(url("model_detail", fine_tuned(sandbox)["id"]), headers=IN_FIELDS)
+
+        assertTemplateUsed(response, "models_admin/_model_fields.html")
+        assertTemplateNotUsed(response, "models_admin/_model_detail.html")
+        assertContains(response, ">Edit</a>")
+
     def test_no_key_leads_to_the_key_form(self, as_charlie, sandbox):
         response = as_charlie.get(url("model_detail", "mistral-small-latest"))
 
@@ -306,7 +346,9 @@ class TestModelEdit:
     def test_it_renames_in_place(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)
 
-        response = self._post(as_alice, ft, HTMX, name="support-triage-v4", description="New\ndata")
+        response = self._post(
+            as_alice, ft, IN_FIELDS, name="support-triage-v4", description="New\ndata"
+        )
 
         assertTemplateUsed(response, "models_admin/_model_detail.html")
         assertContains(response, "support-triage-v4")
@@ -318,14 +360,14 @@ class TestModelEdit:
     def test_it_sends_only_what_changed(self, as_alice, sandbox):
         ft = change(sandbox, fine_tuned(sandbox), description="keep me")
 
-        self._post(as_alice, ft, HTMX, name="only-the-name")
+        self._post(as_alice, ft, IN_FIELDS, name="only-the-name")
 
         assert calls(sandbox, "PATCH")[-1].json == {"name": "only-the-name"}
 
     def test_a_change_costs_two_upstream_calls(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)
 
-        self._post(as_alice, ft, HTMX, name="two-calls")
+        self._post(as_alice, ft, IN_FIELDS, name="two-calls")
 
         assert [r.method for r in calls(sandbox)] == ["GET", "PATCH"]
 
@@ -340,14 +382,14 @@ class TestModelEdit:
     def test_form_errors_come_back_with_the_form(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)
 
-        response = self._post(as_alice, ft, HTMX, name="x" * 129)
+        response = self._post(as_alice, ft, IN_FIELDS, name="x" * 129)
 
         assert response.status_code == 200
         assertContains(response, "at most 128 characters")
         assert calls(sandbox, "PATCH") == []
 
     def test_control_characters_are_refused(self, as_alice, sandbox):
-        response = self._post(as_alice, fine_tuned(sandbox), HTMX, name="bad\x07name")
+        response = self._post(as_alice, fine_tuned(sandbox), IN_FIELDS, name="bad\x07name")
 
         assertContains(response, "control characters")
 
@@ -364,7 +406,7 @@ class TestModelEdit:
         }
         sandbox.state.faults.set(fail_status=422, fail_times=1, fail_body=body, match="PATCH")
 
-        response = self._post(as_alice, ft, HTMX, name="taken")
+        response = self._post(as_alice, ft, IN_FIELDS, name="taken")
 
         assertContains(response, "Name already used by another model")
         assert response.context["form"].errors["name"] == ["Name already used by another model"]
@@ -377,9 +419,11 @@ class TestModelEdit:
         response = as_alice.post(
             url("model_edit", ft["id"]),
             {"name": "mine", "description": "", "expected": seen},
-            headers=HTMX,
+            headers=IN_FIELDS,
         )
 
+        assertTemplateUsed(response, "models_admin/_model_fields.html")
+        assertNotContains(response, "<html")
         assertContains(response, "Someone changed this model")
         assertContains(response, 'value="renamed-by-someone-else"')
         assert calls(sandbox, "PATCH") == []
@@ -424,7 +468,7 @@ class TestArchive:
     def test_archive_from_a_row_swaps_the_row(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)
 
-        response = as_alice.post(url("model_archive", ft["id"]), {"view": "row"}, headers=HTMX)
+        response = as_alice.post(url("model_row_archive", ft["id"]), headers=HTMX)
 
         assertTemplateUsed(response, "models_admin/_model_row.html")
         assertContains(response, "Archived")
@@ -432,10 +476,30 @@ class TestArchive:
         assert workspace(sandbox).get(ft["id"])["archived"] is True
         assert [r.method for r in calls(sandbox)] == ["GET", "POST"]
 
+    def test_each_form_posts_to_the_url_of_its_answer(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+
+        listed = as_alice.get(url("model_list"), {"q": ft["id"]})
+        detail = as_alice.get(url("model_detail", ft["id"]))
+
+        assertContains(listed, f'hx-post="{url("model_row_archive", ft["id"])}"')
+        assertContains(detail, f'hx-post="{url("model_archive", ft["id"])}"')
+        for page in (listed, detail):
+            assertNotContains(page, 'name="view"')
+
+    def test_unarchive_from_the_row_swaps_the_row(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox, archived=True)
+
+        response = as_alice.post(url("model_row_unarchive", ft["id"]), headers=HTMX)
+
+        assertTemplateUsed(response, "models_admin/_model_row.html")
+        assertContains(response, ">Archive</button>")
+        assert workspace(sandbox).get(ft["id"])["archived"] is False
+
     def test_unarchive_from_the_detail_page_swaps_the_detail(self, as_alice, sandbox):
         ft = fine_tuned(sandbox, archived=True)
 
-        response = as_alice.post(url("model_unarchive", ft["id"]), {"view": "detail"}, headers=HTMX)
+        response = as_alice.post(url("model_unarchive", ft["id"]), headers=HTMX)
 
         assertTemplateUsed(response, "models_admin/_model_detail.html")
         assert workspace(sandbox).get(ft["id"])["archived"] is False
@@ -457,9 +521,7 @@ class TestArchive:
         assert response["Location"] == url("model_detail", ft["id"])
 
     def test_base_models_are_refused_with_a_reason(self, as_alice, sandbox):
-        response = as_alice.post(
-            url("model_archive", base_card(sandbox)["id"]), {"view": "row"}, headers=HTMX
-        )
+        response = as_alice.post(url("model_row_archive", base_card(sandbox)["id"]), headers=HTMX)
 
         assert response["HX-Reswap"] == "none"
         assertContains(response, "Only fine-tuned models can be changed")
@@ -467,8 +529,7 @@ class TestArchive:
 
     def test_a_gone_model_leaves_the_list_with_a_note(self, as_alice, sandbox):
         response = as_alice.post(
-            url("model_archive", "ft:open-mistral-7b:00000000:20240101:00000000"),
-            {"view": "row"},
+            url("model_row_archive", "ft:open-mistral-7b:00000000:20240101:00000000"),
             headers=HTMX,
         )
 
@@ -500,7 +561,7 @@ class TestArchive:
         ft = fine_tuned(sandbox)
         sandbox.state.faults.set(**fault)
 
-        response = as_alice.post(url("model_archive", ft["id"]), {"view": "row"}, headers=HTMX)
+        response = as_alice.post(url("model_row_archive", ft["id"]), headers=HTMX)
 
         assert response.status_code == 200
         assert response["HX-Reswap"] == "none"
@@ -540,12 +601,33 @@ class TestDelete:
 
         assertTemplateUsed(response, "models_admin/model_delete.html")
 
+    @pytest.mark.parametrize("name", ["model_delete", "model_row_delete"])
+    def test_the_dialog_posts_back_to_its_own_url(self, as_alice, sandbox, name):
+        ft = fine_tuned(sandbox)
+
+        response = as_alice.get(url(name, ft["id"]), headers=HTMX)
+
+        assertContains(response, f'hx-post="{url(name, ft["id"])}"')
+        assertNotContains(response, 'name="view"')
+
+    def test_archive_instead_posts_plainly_back_to_the_page_behind(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+        behind = {**HTMX, "HX-Current-URL": "http://testserver/models/?q=sql"}
+
+        dialog = as_alice.get(url("model_row_delete", ft["id"]), headers=behind)
+        response = as_alice.post(url("model_archive", ft["id"]), {"next": "/models/?q=sql"})
+
+        assertContains(dialog, f'<form method="post" action="{url("model_archive", ft["id"])}">')
+        assertContains(dialog, '<input type="hidden" name="next" value="/models/?q=sql">')
+        assert response["Location"] == "/models/?q=sql"
+        assert workspace(sandbox).get(ft["id"])["archived"] is True
+
     def test_it_deletes_after_confirmation(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)
 
         response = as_alice.post(
-            url("model_delete", ft["id"]),
-            {"confirm_id": ft["id"], "reason": "obsolete", "view": "row"},
+            url("model_row_delete", ft["id"]),
+            {"confirm_id": ft["id"], "reason": "obsolete"},
             headers=HTMX,
         )
 
@@ -596,7 +678,7 @@ class TestDelete:
         gone = "ft:open-mistral-7b:00000000:20240101:00000000"
 
         response = as_alice.post(
-            url("model_delete", gone), {"confirm_id": gone, "reason": "cleanup"}, headers=HTMX
+            url("model_row_delete", gone), {"confirm_id": gone, "reason": "cleanup"}, headers=HTMX
         )
 
         assert '"modelDeleted"' in response["HX-Trigger"]
@@ -607,11 +689,23 @@ class TestDelete:
 
         response = as_alice.post(
             url("model_delete", ft["id"]),
-            {"confirm_id": ft["id"], "reason": "x" * 5, "view": "detail"},
+            {"confirm_id": ft["id"], "reason": "x" * 5},
             headers=HTMX,
         )
 
         assert response["HX-Redirect"] == url("model_list")
+
+    def test_without_javascript_a_failure_keeps_the_page_and_says_why(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+        sandbox.state.faults.set(fail_status=503, fail_times=10, match="DELETE")
+
+        response = as_alice.post(
+            url("model_delete", ft["id"]), {"confirm_id": ft["id"], "reason": "obsolete"}
+        )
+
+        assertTemplateUsed(response, "models_admin/model_delete.html")
+        assertContains(response, "HTTP 503")
+        assert ft["id"] in workspace(sandbox).models
 
     def test_without_javascript_it_redirects_to_the_list(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)

@@ -11,9 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django import template
-from django.http import QueryDict
 from django.urls import get_script_prefix, reverse
-from django.utils.html import format_html
 from django.utils.http import RFC3986_SUBDELIMS
 
 from models_admin.inventory import ModelQuery
@@ -118,27 +116,12 @@ def _field_row(name: str, value: Any) -> tuple[str, Any, str]:
     return name, value, "text"
 
 
-@register.simple_tag(takes_context=True)
-def sort_link(context: template.Context, field: str, label: str, query: ModelQuery) -> str:
-    """A column header that sorts by ``field``, toggling the direction."""
-    current = query.sort
-    descending = current == f"-{field}"
-    active = current.lstrip("-") == field
-    if active:
-        target = field if descending else f"-{field}"
-    else:  # newest first; names and ids A to Z
-        target = f"-{field}" if field == "created" else field
-    params = QueryDict(mutable=True)
-    params.update(context["request"].GET)
-    params["sort"] = target
-    params.pop("page", None)
-    params.pop("refresh", None)
-    url = f"{reverse('models_admin:model_list')}?{params.urlencode()}"
-    arrow = (" ↓" if descending else " ↑") if active else ""
-    return format_html(
-        '<a href="{}" hx-get="{}" hx-target="#model-table" hx-swap="outerHTML" hx-push-url="true">{}{}</a>',
-        url,
-        url,
-        label,
-        arrow,
-    )
+@register.filter
+def next_sort(query: ModelQuery, field: str) -> str:
+    """The sort a click on ``field``'s column header asks for: the other direction if the
+    list is sorted by it; else newest first, or names and ids A to Z."""
+    if query.sort == field:
+        return f"-{field}"
+    if query.sort == f"-{field}" or field != "created":
+        return field
+    return f"-{field}"

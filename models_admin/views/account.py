@@ -7,58 +7,49 @@ from django.contrib import messages
 from django.contrib.auth.models import User
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from models_admin import forms, remote, roles, services
 from models_admin.http import AuthedRequest
-from models_admin.views.common import actor, is_partial, redirect, requires, safe_next
+from models_admin.views.common import actor, for_htmx, redirect, requires, safe_next
 
 
 @sensitive_post_parameters("api_key")
 @require_http_methods(["GET", "POST"])
+@for_htmx("models_admin/_api_key_panel.html")
 def api_key(request: AuthedRequest) -> HttpResponse:
     """Add or replace the user's key; a rejected key is never stored."""
-    credential = services.credential_get(user=request.user)
     next_url = safe_next(request, reverse("models_admin:model_list"))
     form = forms.ApiKeyForm(request.POST or None)
-    offer_unverified = False
-    if request.method == "POST" and form.is_valid():
-        verify = not form.cleaned_data["save_unverified"]
-        try:
-            services.credential_save(
-                actor=actor(request), api_key=form.cleaned_data["api_key"], verify=verify
-            )
-        except remote.ApiAuthFailed:
-            form.add_error(
-                "api_key",
-                "Mistral rejected this key (it may be revoked or mistyped). Nothing was saved.",
-            )
-        except remote.ModelsApiError as exc:
-            form.add_error(
-                "api_key",
-                f"{exc.message} The key could not be checked, so it was not saved. "
-                "Try again, or tick “save it without checking”.",
-            )
-            offer_unverified = True
-        else:
-            messages.success(
-                request,
-                "API key saved." if verify else "API key saved without checking it with Mistral.",
-            )
-            return redirect(request, next_url)
+    if form.is_bound and form.is_valid() and _save_key(request, form):
+        return redirect(request, next_url)
+    credential = services.credential_get(user=request.user)
     context = {
         "credential": credential,
         "decryptable": credential.is_decryptable if credential else False,
         "form": form,
-        "offer_unverified": offer_unverified,
+        "offer_unverified": form.offer_unverified,
         "next": next_url,
     }
-    template = (
-        "models_admin/_api_key_panel.html" if is_partial(request) else "models_admin/api_key.html"
-    )
-    return render(request, template, context)
+    return TemplateResponse(request, "models_admin/api_key.html", context)
+
+
+def _save_key(request: AuthedRequest, form: forms.ApiKeyForm) -> bool:
+    """Store the form's key, checked with Mistral unless the user ticked not to."""
+    verify = not form.cleaned_data["save_unverified"]
+    try:
+        services.credential_save(
+            actor=actor(request), api_key=form.cleaned_data["api_key"], verify=verify
+        )
+    except remote.ModelsApiError as exc:
+        form.refuse(exc)
+        return False
+    saved = "API key saved." if verify else "API key saved without checking it with Mistral."
+    messages.success(request, saved)
+    return True
 
 
 @require_POST

@@ -1,62 +1,105 @@
 """The model pages: list, detail, inline edit, archive/unarchive and delete.
 
-Every action works as an htmx request (a partial comes back) and as a plain form
-post (a redirect comes back)."""
+One view per action and response shape: the URL says what comes back (``model_archive``
+answers the detail, ``model_row_archive`` a list row), ``for_htmx`` picks the page or its
+partial, and a plain form post gets a redirect."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import (
-    HttpResponseClientRedirect,
-    HttpResponseClientRefresh,
-    reswap,
-    retarget,
-    trigger_client_event,
-)
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
 from models_admin import forms, inventory, remote, services
 from models_admin.audit import Action
 from models_admin.http import AuthedRequest
-from models_admin.views.common import actor, failure, is_partial, redirect, safe_next
+from models_admin.views.common import (
+    KEY_PROBLEMS,
+    actor,
+    failure,
+    for_htmx,
+    is_partial,
+    key_at_fault,
+    key_problem,
+    partial_or_redirect,
+    requires,
+    safe_next,
+    upstream_error,
+)
+
+BROWSE = "models_admin.browse_models"
+CHANGE = "models_admin.change_models"
+DELETE = "models_admin.delete_models"
+GONE_FROM_LIST = "That model no longer exists on Mistral, so it was removed from the list."
+
+
+def _list_url() -> str:
+    return reverse("models_admin:model_list")
+
+
+def _detail_url(model_id: str) -> str:
+    return reverse("models_admin:model_detail", args=[model_id])
+
+
+# --------------------------------------------------------------------------- list and detail
 
 
 @require_GET
+@requires(BROWSE)
+@for_htmx("models_admin/_model_table.html")
 def model_list(request: AuthedRequest) -> HttpResponse:
-    filters = forms.ModelFilterForm(request.GET)
+    inv, context = _inventory(request)
+    filters = forms.ModelFilterForm(request.GET, inventory=inv)
     query = filters.to_query()
-    context: dict[str, object] = {"filters": filters, "query": query}
+    if inv is not None:
+        context.update(inventory=inv, page=inventory.select(inv, query))
+    context.update(filters=filters, query=query)
+    return TemplateResponse(request, "models_admin/model_list.html", context)
+
+
+def _inventory(request: AuthedRequest) -> tuple[inventory.Inventory | None, dict[str, object]]:
+    """The user's models, or None and what the list says instead."""
     try:
         inv = services.models_inventory(actor=actor(request), refresh="refresh" in request.GET)
     except services.MissingApiKey:
-        context["no_key"] = True
+        return None, {"no_key": True}
     except services.UndecryptableApiKey as exc:
-        context["no_key"] = True
-        context["error"] = exc.message
+        return None, {"no_key": True, "error": exc.message}
     except remote.ModelsApiError as exc:
-        context["error"] = exc.message
-        context["key_link"] = isinstance(exc, remote.ApiAuthFailed)
-    else:
-        context["inventory"] = inv
-        context["page"] = inventory.select(inv, query)
-    template = (
-        "models_admin/_model_table.html" if is_partial(request) else "models_admin/model_list.html"
-    )
-    return render(request, template, context)
+        return None, {"error": exc.message, "key_link": isinstance(exc, remote.ApiAuthFailed)}
+    return inv, {}
 
 
-def _card_page(request: AuthedRequest, model_id: str) -> HttpResponse | remote.ModelCard:
-    """The fresh card, or the page to show instead (no key, gone, upstream failure)."""
+@require_GET
+@requires(BROWSE)
+@for_htmx("models_admin/_model_fields.html", target="model-fields")
+def model_detail(request: AuthedRequest, model_id: str) -> HttpResponse:
+    """The model's page; its name-and-description section alone for that section's
+    Cancel button."""
+    card = _card(request, model_id)
+    if isinstance(card, HttpResponse):
+        return card
+    return _detail(request, model_id, card, "models_admin/model_detail.html")
+
+
+def _detail(
+    request: AuthedRequest, model_id: str, card: remote.ModelCard, template: str
+) -> TemplateResponse:
+    return TemplateResponse(request, template, {"card": card, "model_id": model_id})
+
+
+def _card(request: AuthedRequest, model_id: str) -> remote.ModelCard | HttpResponse:
+    """The fresh card, or the response to give instead (no key, gone, upstream failure)."""
     try:
         return services.model_get(actor=actor(request), model_id=model_id)
-    except (services.MissingApiKey, services.UndecryptableApiKey) as exc:
-        return failure(request, exc, back=request.get_full_path())
+    except KEY_PROBLEMS as exc:
+        return key_problem(request, exc, back=request.get_full_path())
     except remote.ModelsApiError as exc:
         if is_partial(request):  # a form or dialog that can't open: say why, swap nothing
-            return failure(request, exc, back=reverse("models_admin:model_list"))
+            return upstream_error(request, exc, back=_list_url())
         return _card_problem(request, model_id, exc)
 
 
@@ -69,162 +112,181 @@ def _card_problem(
         "model_id": model_id,
         "error": exc.message,
         "gone": gone,
-        "key_link": isinstance(exc, remote.ApiAuthFailed)
-        and not isinstance(exc, remote.ApiForbidden),
+        "key_link": key_at_fault(exc),
     }
-    return render(request, "models_admin/model_detail.html", context, status=404 if gone else 200)
+    status = 404 if gone else 200
+    return TemplateResponse(request, "models_admin/model_detail.html", context, status=status)
+
+
+# --------------------------------------------------------------------------- edit
 
 
 @require_GET
-def model_detail(request: AuthedRequest, model_id: str) -> HttpResponse:
-    card = _card_page(request, model_id)
+@requires(CHANGE)
+@for_htmx("models_admin/_model_fields.html")
+def model_edit_form(request: AuthedRequest, model_id: str) -> HttpResponse:
+    """The form, filled from a fresh retrieve."""
+    card = _card(request, model_id)
     if isinstance(card, HttpResponse):
         return card
-    return render(request, "models_admin/model_detail.html", {"card": card, "model_id": model_id})
+    form = forms.ModelEditForm.for_card(card.name, card.description)
+    return _edit_page(request, model_id, form, card)
 
 
-@require_http_methods(["GET", "POST"])
+def _edit_page(
+    request: AuthedRequest,
+    model_id: str,
+    form: forms.ModelEditForm,
+    card: remote.ModelCard | None = None,
+) -> TemplateResponse:
+    context = {"card": card, "form": form, "model_id": model_id}
+    return TemplateResponse(request, "models_admin/model_edit.html", context)
+
+
+@require_POST
+@requires(CHANGE, action=Action.MODEL_UPDATE)
+@for_htmx("models_admin/_model_fields.html", target="model-fields")
+@for_htmx("models_admin/_model_detail.html", target="model-detail")
 def model_edit(request: AuthedRequest, model_id: str) -> HttpResponse:
-    """GET: the form, filled from a fresh retrieve. POST: save, or show the errors."""
-    template = (
-        "models_admin/_model_fields.html" if is_partial(request) else "models_admin/model_edit.html"
-    )
-    action = Action.MODEL_UPDATE if request.method == "POST" else ""
-    services.authorize(
-        actor(request), "models_admin.change_models", action=action, target_id=model_id
-    )
-    if request.method == "GET":
-        card = _card_page(request, model_id)
-        if isinstance(card, HttpResponse):
-            return card
-        form = forms.ModelEditForm.for_card(card.name, card.description)
-        return render(request, template, {"card": card, "form": form, "model_id": model_id})
-
+    """Save, or show the form again with its errors. Saved, the whole detail comes back:
+    its heading and the tab title show the name too."""
     form = forms.ModelEditForm(request.POST)
-    context: dict[str, object] = {"form": form, "model_id": model_id}
-    if form.is_valid():
-        expected = form.cleaned_data["expected"]
-        try:
-            card = services.model_update(
-                actor=actor(request),
-                model_id=model_id,
-                name=form.cleaned_data["name"],
-                description=form.cleaned_data["description"],
-                expected_name=expected["name"],
-                expected_description=expected["description"],
-            )
-        except services.EditConflict as exc:
-            # Show the current values and let the user decide again.
-            fresh = forms.ModelEditForm.for_card(exc.current.name, exc.current.description)
-            fresh.errors["__all__"] = fresh.error_class([exc.message])
-            context.update(form=fresh, card=exc.current)
-        except remote.ApiRejected as exc:
-            for field, errors in exc.field_errors.items():
-                for error in errors:
-                    form.add_error(field if field in form.fields else None, error)
-            if not exc.field_errors:
-                form.add_error(None, exc.message)
-        except (services.ServiceError, remote.ModelsApiError) as exc:
-            return failure(request, exc, back=reverse("models_admin:model_detail", args=[model_id]))
-        else:
-            messages.success(request, f"Saved {card.display_name}.")
-            if not is_partial(request):
-                return redirect(request, reverse("models_admin:model_detail", args=[model_id]))
-            # The heading and the tab title show the name too: swap the whole detail.
-            response = render(
-                request, "models_admin/_model_detail.html", {"card": card, "model_id": model_id}
-            )
-            return retarget(reswap(response, "outerHTML"), "#model-detail")
-    return render(request, template, context)
-
-
-def _set_archived(request: AuthedRequest, model_id: str, *, archived: bool) -> HttpResponse:
-    in_row = request.POST.get("view") == "row"
-    back = safe_next(request, reverse("models_admin:model_detail", args=[model_id]))
-    service = services.model_archive if archived else services.model_unarchive
+    if not form.is_valid():
+        return _edit_page(request, model_id, form)
     try:
-        card = service(actor=actor(request), model_id=model_id)
+        card = services.model_update(actor=actor(request), model_id=model_id, **form.changes())
+    except services.EditConflict as exc:  # show the current values; the user decides again
+        return _edit_page(request, model_id, forms.ModelEditForm.conflicting(exc), exc.current)
+    except remote.ApiRejected as exc:
+        form.add_upstream_errors(exc)
+        return _edit_page(request, model_id, form)
     except (services.ServiceError, remote.ModelsApiError) as exc:
-        return failure(request, exc, back=back, row=in_row)
+        return failure(request, exc, back=_detail_url(model_id))
+    messages.success(request, f"Saved {card.display_name}.")
+    page = _detail(request, model_id, card, "models_admin/model_detail.html")
+    return partial_or_redirect(
+        request, _detail_url(model_id), retarget(reswap(page, "outerHTML"), "#model-detail")
+    )
+
+
+# --------------------------------------------------------------------------- archive
+
+
+def _set_archived(request: AuthedRequest, model_id: str, *, archived: bool) -> remote.ModelCard:
+    service = services.model_archive if archived else services.model_unarchive
+    card = service(actor=actor(request), model_id=model_id)
     messages.success(request, f"{'Archived' if archived else 'Unarchived'} {card.display_name}.")
-    if not is_partial(request):
-        return redirect(request, back)
-    if request.POST.get("view") == "dialog":
-        # "Archive instead" in the delete dialog: the page behind it is out of date.
-        return HttpResponseClientRefresh()
-    if in_row:
-        row = inventory.Inventory.build([card]).rows[0]
-        response = render(request, "models_admin/_model_row.html", {"row": row})
-    else:
-        response = render(
-            request, "models_admin/_model_detail.html", {"card": card, "model_id": model_id}
-        )
-    return response
+    return card
+
+
+def _archive_in_detail(request: AuthedRequest, model_id: str, *, archived: bool) -> HttpResponse:
+    back = safe_next(request, _detail_url(model_id))
+    try:
+        card = _set_archived(request, model_id, archived=archived)
+    except (services.ServiceError, remote.ModelsApiError) as exc:
+        return failure(request, exc, back=back)
+    detail = _detail(request, model_id, card, "models_admin/_model_detail.html")
+    return partial_or_redirect(request, back, detail)
+
+
+def _archive_in_row(request: AuthedRequest, model_id: str, *, archived: bool) -> HttpResponse:
+    back = safe_next(request, _list_url())
+    try:
+        card = _set_archived(request, model_id, archived=archived)
+    except remote.ModelNotFound:  # the empty answer removes the row
+        messages.error(request, GONE_FROM_LIST)
+        return partial_or_redirect(request, back, HttpResponse(""))
+    except (services.ServiceError, remote.ModelsApiError) as exc:
+        return failure(request, exc, back=back)
+    row = inventory.Inventory.build([card]).rows[0]
+    response = TemplateResponse(request, "models_admin/_model_row.html", {"row": row})
+    return partial_or_redirect(request, back, response)
 
 
 @require_POST
+@requires(CHANGE, action=Action.MODEL_ARCHIVE)
 def model_archive(request: AuthedRequest, model_id: str) -> HttpResponse:
-    return _set_archived(request, model_id, archived=True)
+    """From the detail page (the detail comes back) or a plain form post (a redirect)."""
+    return _archive_in_detail(request, model_id, archived=True)
 
 
 @require_POST
+@requires(CHANGE, action=Action.MODEL_UNARCHIVE)
 def model_unarchive(request: AuthedRequest, model_id: str) -> HttpResponse:
-    return _set_archived(request, model_id, archived=False)
+    return _archive_in_detail(request, model_id, archived=False)
 
 
-@require_http_methods(["GET", "POST"])
+@require_POST
+@requires(CHANGE, action=Action.MODEL_ARCHIVE)
+def model_row_archive(request: AuthedRequest, model_id: str) -> HttpResponse:
+    """From a list row: the row comes back (or goes, if the model is gone)."""
+    return _archive_in_row(request, model_id, archived=True)
+
+
+@require_POST
+@requires(CHANGE, action=Action.MODEL_UNARCHIVE)
+def model_row_unarchive(request: AuthedRequest, model_id: str) -> HttpResponse:
+    return _archive_in_row(request, model_id, archived=False)
+
+
+# --------------------------------------------------------------------------- delete
+
+
+@require_GET
+@requires(DELETE)
+@for_htmx("models_admin/_delete_dialog.html")
+def model_delete_form(request: AuthedRequest, model_id: str) -> HttpResponse:
+    """The confirmation (a dialog for htmx, a page otherwise) for both delete URLs: its
+    form posts back to the URL it came from."""
+    card = _card(request, model_id)
+    if isinstance(card, HttpResponse):
+        return card
+    return _delete_page(request, model_id, forms.ModelDeleteForm(model_id=model_id), card)
+
+
+def _delete_page(
+    request: AuthedRequest,
+    model_id: str,
+    form: forms.ModelDeleteForm,
+    card: remote.ModelCard | None = None,
+) -> TemplateResponse:
+    context = {"card": card, "form": form, "model_id": model_id}
+    return TemplateResponse(request, "models_admin/model_delete.html", context)
+
+
+@require_POST
+@requires(DELETE, action=Action.MODEL_DELETE)
+@for_htmx("models_admin/_delete_dialog.html")
 def model_delete(request: AuthedRequest, model_id: str) -> HttpResponse:
-    """GET: the confirmation (a dialog for htmx, a page otherwise). POST: delete."""
-    # Refused here already (so a member's form is never validated), and recorded when posted.
-    action = Action.MODEL_DELETE if request.method == "POST" else ""
-    services.authorize(
-        actor(request), "models_admin.delete_models", action=action, target_id=model_id
-    )
-    template = (
-        "models_admin/_delete_dialog.html"
-        if is_partial(request)
-        else "models_admin/model_delete.html"
-    )
-    list_url = reverse("models_admin:model_list")
-    # Where the delete was asked from: a list row, the detail page (in a dialog), or the page.
-    view = (
-        request.POST.get("view")
-        or request.GET.get("view")
-        or ("row" if is_partial(request) else "page")
-    )
-    if request.method == "GET":
-        card = _card_page(request, model_id)
-        if isinstance(card, HttpResponse):
-            return card
-        form = forms.ModelDeleteForm(model_id=model_id)
-        context = {"card": card, "form": form, "model_id": model_id, "view": view}
-        return render(request, template, context)
+    """From the detail page's dialog or the delete page: on to the list."""
+    return _delete(request, model_id, done=HttpResponseClientRedirect(_list_url()))
 
+
+@require_POST
+@requires(DELETE, action=Action.MODEL_DELETE)
+@for_htmx("models_admin/_delete_dialog.html")
+def model_row_delete(request: AuthedRequest, model_id: str) -> HttpResponse:
+    """From a list row's dialog: the dialog closes and the row goes (``modelDeleted``)."""
+    deleted = trigger_client_event(HttpResponse(""), "modelDeleted", {"id": model_id})
+    return _delete(request, model_id, done=deleted)
+
+
+def _delete(request: AuthedRequest, model_id: str, *, done: HttpResponse) -> HttpResponse:
+    """Delete once confirmed; else the confirmation again, saying why (the row stays)."""
     form = forms.ModelDeleteForm(request.POST, model_id=model_id)
-    context = {"form": form, "model_id": model_id, "card": None, "view": view}
-    if form.is_valid():
-        try:
-            services.model_delete(
-                actor=actor(request), model_id=model_id, reason=form.cleaned_data["reason"]
-            )
-        except remote.ModelNotFound as exc:
-            messages.warning(request, f"{model_id} was already gone from Mistral. {exc.message}")
-            return _deleted(request, model_id, list_url, view)
-        except (services.ServiceError, remote.ModelsApiError) as exc:
-            if not is_partial(request):
-                return failure(request, exc, back=safe_next(request, list_url))
-            # Keep the dialog open and say why; the row stays.
-            form.add_error(None, exc.message)
-        else:
-            messages.success(request, f"Deleted {model_id}.")
-            return _deleted(request, model_id, list_url, view)
-    return render(request, template, context)
-
-
-def _deleted(request: AuthedRequest, model_id: str, list_url: str, view: str) -> HttpResponse:
-    if not is_partial(request):
-        return redirect(request, list_url)
-    if view != "row":
-        return HttpResponseClientRedirect(list_url)
-    response = HttpResponse("")
-    return trigger_client_event(response, "modelDeleted", {"id": model_id})
+    if not form.is_valid():
+        return _delete_page(request, model_id, form)
+    try:
+        services.model_delete(
+            actor=actor(request), model_id=model_id, reason=form.cleaned_data["reason"]
+        )
+    except remote.ModelNotFound as exc:
+        messages.warning(request, f"{model_id} was already gone from Mistral. {exc.message}")
+    except KEY_PROBLEMS as exc:
+        return key_problem(request, exc, back=request.get_full_path())
+    except (services.ServiceError, remote.ModelsApiError) as exc:
+        form.add_error(None, exc.message)
+        return _delete_page(request, model_id, form)
+    else:
+        messages.success(request, f"Deleted {model_id}.")
+    return partial_or_redirect(request, _list_url(), done)

@@ -5,18 +5,16 @@
 
   function dialog() { return document.getElementById("dialog"); }
 
+  // The markup comes from the page: <template id="alert-template"> renders _alert.html.
   function showAlert(text, level) {
     var alerts = document.getElementById("alerts");
-    if (!alerts) return;
-    var box = document.createElement("div");
-    box.className = "alert alert-" + (level || "error");
-    box.setAttribute("role", level === "success" ? "status" : "alert");
-    var p = document.createElement("p");
-    p.textContent = text;
-    var close = document.createElement("button");
-    close.type = "button"; close.className = "dismiss"; close.setAttribute("data-dismiss", "");
-    close.setAttribute("aria-label", "Dismiss this message"); close.textContent = "×";
-    box.append(p, close);
+    var template = document.getElementById("alert-template");
+    if (!alerts || !template) return;
+    level = level || "error";
+    var box = template.content.firstElementChild.cloneNode(true);
+    box.className = "alert alert-" + level;
+    box.setAttribute("role", level === "error" ? "alert" : "status");
+    box.querySelector("p").textContent = text;
     alerts.append(box);
   }
 

@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Locator, Page, expect
 
-from models_admin import remote, roles, services
+from models_admin import audit, remote, roles, services
 from models_admin.audit import Action, Actor, Kind, Outcome
 from models_admin.models import AuditEntry
 from tests.browser.conftest import (
@@ -249,6 +249,23 @@ class TestTeamAdmin:
         labels = page.locator("form.filters label").all_inner_texts()
 
         assert labels == ["Search", "Actor", "Action", "Outcome", "Model id", "From", "To"]
+
+    def test_older_and_newer_fetch_the_table_alone(self, page, live_server, alice):
+        for n in range(55):
+            audit.event(actor=Actor(user=alice), action=Action.API_KEY_ADD, message=f"event {n}")
+        sign_in(page, live_server, alice, "/audit/")
+        expect(audit_rows(page)).to_have_count(50)
+        mark_page(page)
+
+        page.get_by_role("link", name="Older →").click()
+
+        expect(page).to_have_url(re.compile(r"[?&]before=\d+"))
+        expect(audit_rows(page)).to_have_count(5)
+        expect(page.locator("#audit-table")).to_contain_text("event 0")
+        page.get_by_role("link", name="← Newer").click()
+        expect(audit_rows(page)).to_have_count(50)
+        expect(page.locator("#audit-table")).to_contain_text("event 54")
+        assert page_is_marked(page), "paging reloaded the whole page"
 
     def test_deleted_models_shows_who_when_why_and_the_last_card(self, page, live_server, history):
         page.goto(f"{live_server.url}/audit/")

@@ -144,7 +144,7 @@ class TestWithoutJavaScript:
         target = fine_tuned(sandbox, name="sql-assistant-v7")
         sign_in(page, live_server, alice)
         model_row(page, target["id"]).get_by_role("link", name="Delete sql-assistant-v7").click()
-        expect(page).to_have_url(re.compile(re.escape(f"/models/{target['id']}/delete/")))
+        expect(page).to_have_url(re.compile(re.escape(f"/models/{target['id']}/row/delete/")))
         expect(page.get_by_role("heading", name="Delete this model?")).to_be_visible()
         page.get_by_label("Type the model id to confirm").fill("ft:wrong")
         page.get_by_label("Reason (kept in the audit log)").fill("retired")
@@ -188,3 +188,19 @@ class TestWithoutJavaScript:
         rows = page.locator("tr[data-model-id]")
         expect(rows).to_have_count(1)
         expect(model_row(page, target["id"])).to_be_visible()
+
+
+class TestFailedRequests:
+    def test_a_failed_htmx_request_is_an_alert_made_from_the_pages_template(
+        self, page, live_server, alice, sandbox
+    ):
+        sign_in(page, live_server, alice)
+        expect(page.locator("#model-table")).to_be_visible()
+
+        page.evaluate("htmx.ajax('GET', '/no-such-page/', '#dialog')")
+
+        alert = page.locator("#alerts .alert-error")
+        expect(alert).to_have_text(re.compile(r"That page or model no longer exists\."))
+        expect(alert).to_have_attribute("role", "alert")
+        alert.get_by_role("button", name="Dismiss this message").click()
+        expect(alert).to_have_count(0)
