@@ -24,6 +24,7 @@ from models_admin.remote.cards import (
     DeleteResult,
     FineTunedModelCard,
     ModelCard,
+    ModelList,
     UnknownModelCard,
     UpdatedModel,
 )
@@ -40,8 +41,10 @@ from models_admin.remote.errors import (
     ModelNotFound,
     ModelsApiError,
 )
+from models_admin.remote.reading import CLOUDFLARE_STATUSES
 from models_admin.remote.transport import (
     AMBIGUOUS_STATUSES,
+    PROXY_ENVIRONMENT,
     RETRY_STATUSES,
     USER_AGENT,
     RateGate,
@@ -51,6 +54,7 @@ from models_admin.remote.transport import (
 
 __all__ = [
     "AMBIGUOUS_STATUSES",
+    "CLOUDFLARE_STATUSES",
     "KNOWN_CAPABILITIES",
     "RETRY_STATUSES",
     "UNSET",
@@ -67,9 +71,11 @@ __all__ = [
     "ClassifierTarget",
     "DeleteResult",
     "FineTunedModelCard",
+    "PROXY_ENVIRONMENT",
     "InvalidModelId",
     "MalformedResponse",
     "ModelCard",
+    "ModelList",
     "ModelNotFound",
     "ModelsApi",
     "ModelsApiError",
