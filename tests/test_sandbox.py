@@ -32,7 +32,7 @@ UNARCHIVE = "jobs_api_routes_fine_tuning_unarchive_fine_tuned_model"
 KEY = "sandbox-alice"
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 FT_ID = re.compile(
-    r"^ft:(?P<classifier>classifier:)?(?P<root>[a-z0-9.-]+):(?P<org>[0-9a-f]{8}):(?P<day>\d{8}):(?P<job>[0-9a-f]{8})$"
+    r"^ft:(?P<classifier>classifier:)?(?P<root>[a-z0-9.-]+):(?P<org>[0-9a-f]{8}):(?P<day>\d{8}):(?:(?P<suffix>[a-z0-9-]+):)?(?P<job>[0-9a-f]{8})$"
 )
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # One TLS context for every client: building one per client costs ~35 ms, and these
