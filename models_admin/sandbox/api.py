@@ -15,6 +15,7 @@ Each ``/v1/...`` request goes through these steps, in this order:
  4. forced failure: ``fail_status`` if ``fail_times`` is left;
  5. random failure: ``error_status`` with probability ``error_rate``;
  6. malformed 200 body if ``malformed_times`` is left (nothing is changed);
+ 6b. (after step 10) ``drop_fields`` are left out of a 200 answer that matches;
  7. routing: an unknown path is the gateway's 404 ``no Route matched``, whatever the key;
  8. auth: 401 unless ``Authorization: Bearer sandbox-...``;
  9. method: 405 ``{"detail": "Method Not Allowed"}`` on a known path;
@@ -181,13 +182,25 @@ def serve_api(
     elif request.method not in route.allowed:
         reply = method_not_allowed(route.allowed)
     else:
-        reply = operation(state.workspace(key), request, route)
+        reply = without_fields(operation(state.workspace(key), request, route), plan.drop_fields)
     if admitted is not None:
         for name, value in admitted[1].items():
             reply.headers.setdefault(name, value)
     if plan.hang_after:
         sleep(plan.hang_s)
     return reply
+
+
+def without_fields(reply: Reply, names: tuple[str, ...]) -> Reply:
+    """``reply`` with ``names`` left out of its object (or of each card of a list)."""
+    if not names or reply.status != 200:
+        return reply
+    payload = json.loads(reply.body)
+    items = payload.get("data") if payload.get("object") == "list" else [payload]
+    for item in items if isinstance(items, list) else []:
+        for name in names:
+            item.pop(name, None)
+    return json_reply(200, payload)
 
 
 def malformed_reply(kind: str, route: Route | None) -> Reply:

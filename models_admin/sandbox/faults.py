@@ -30,6 +30,7 @@ class FaultPlan:
     error_body: Any = None
     retry_after: str | None = None
     malformed: str | None = None
+    drop_fields: tuple[str, ...] = ()
 
 
 class RateLimiter:
@@ -120,6 +121,10 @@ class Faults:
     # Requests per second per key (token bucket, see RateLimiter); 0 = no limit. Over
     # it, a request is answered 429 on arrival, before any other fault.
     rate_limit: float = 0.0
+    # Fields left out of every successful answer (of each card, in a list) to requests
+    # that match ``match``; the operation itself happens. Shows a 2xx that breaks the
+    # contract after the change was made (e.g. ["workspace_id"] or ["archived"] on PATCH).
+    drop_fields: list[str] = field(default_factory=list)
 
     # The rate limiter's clock: tests replace it to count instead of waiting.
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
@@ -198,6 +203,7 @@ class Faults:
                 error_body=self.fail_body,
                 retry_after=self.retry_after,
                 malformed=malformed,
+                drop_fields=tuple(self.drop_fields) if matches else (),
             )
 
     def _validate(self, changes: dict[str, Any]) -> dict[str, Any]:
@@ -242,6 +248,10 @@ class Faults:
                 if value is not None and not isinstance(value, str):
                     raise ValueError(f"retry_after must be a string or null, got {value!r}")
                 cleaned[name] = value
+            elif name == "drop_fields":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError(f"drop_fields must be a list of field names, got {value!r}")
+                cleaned[name] = list(value)
             elif name == "malformed_kind":
                 if value not in MALFORMED_KINDS:
                     raise ValueError(
