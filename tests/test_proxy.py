@@ -12,8 +12,9 @@ import socketserver
 import ssl
 import threading
 from collections.abc import Iterator
+from io import BufferedIOBase
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import httpx
 import pytest
@@ -78,7 +79,7 @@ class _Relay(socketserver.StreamRequestHandler):
                 self._relay(reader, writer, method, path, self._headers(reader))
 
     @staticmethod
-    def _headers(stream: BinaryIO) -> dict[str, str]:
+    def _headers(stream: BufferedIOBase) -> dict[str, str]:
         headers = {}
         while (line := stream.readline().decode("latin-1").strip()) != "":
             name, _, value = line.partition(":")
@@ -86,7 +87,12 @@ class _Relay(socketserver.StreamRequestHandler):
         return headers
 
     def _relay(
-        self, reader: BinaryIO, writer: BinaryIO, method: str, target: str, headers: dict[str, str]
+        self,
+        reader: BufferedIOBase,
+        writer: BufferedIOBase,
+        method: str,
+        target: str,
+        headers: dict[str, str],
     ) -> None:
         body = reader.read(int(headers.get("content-length") or 0))
         path = "/" + target.split("://", 1)[-1].split("/", 1)[-1] if "://" in target else target

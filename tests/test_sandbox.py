@@ -1189,15 +1189,18 @@ class TestRequestLog:
 
 
 class TestManagementCommand:
-    def test_it_serves_until_terminated(self):
+    @pytest.mark.parametrize(
+        "command", [["manage.py", "sandbox"], ["-m", "models_admin.sandbox"]], ids=["manage", "m"]
+    )
+    def test_it_serves_until_terminated_without_settings_or_secrets(self, command):
+        # No DJANGO_DEBUG, no secrets, no settings module: the sandbox needs none of them.
         env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
             "PYTHONUNBUFFERED": "1",
             "PYTHONIOENCODING": "utf-8",
         }
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "sandbox", "--port", "0", "--models", "5", "--quiet"],
+            [sys.executable, *command, "--port", "0", "--models", "5", "--quiet"],
             cwd=REPO_ROOT,
             env=env,
             stdout=subprocess.PIPE,

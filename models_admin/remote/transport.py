@@ -84,7 +84,7 @@ _pool_key: tuple[object, ...] | None = None
 
 def _egress() -> tuple[object, ...]:
     """What the pool depends on: the process, the proxy setting and the environment."""
-    explicit = getattr(settings, "MISTRAL_API_PROXY", "") or None
+    explicit = settings.MISTRAL_API_PROXY or None
     return (os.getpid(), explicit, *(os.environ.get(name) for name in PROXY_ENVIRONMENT))
 
 
