@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from io import BufferedIOBase
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from models_admin import remote
-from tests.test_remote import FakeTime, make_api
+from tests.test_remote import KEY, FakeTime
 
 HOST = "mistral.test"
 
@@ -146,8 +145,10 @@ def no_ambient_proxy(monkeypatch, settings) -> None:
     settings.MISTRAL_API_PROXY = ""
 
 
-def api_at(url: str, **options: Any) -> remote.ModelsApi:
-    return make_api(url, FakeTime(), max_retries=0, **options)
+def api_at(url: str) -> remote.ModelsApi:
+    # Generous timeouts: two hops and a TLS handshake on a busy machine; no retries.
+    policy = remote.RetryPolicy(max_retries=0, sleep=FakeTime().sleep)
+    return remote.ModelsApi(api_key=KEY, base_url=url, timeout=10, connect_timeout=10, retry=policy)
 
 
 class TestEnvironmentProxy:
@@ -165,7 +166,7 @@ class TestEnvironmentProxy:
     ):
         monkeypatch.setenv("HTTPS_PROXY", proxy.url)
         monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
-        model_id = next(c for c in sandbox.state.workspace("sandbox-client-tests").models)
+        model_id = next(c for c in sandbox.state.workspace(KEY).models)
 
         card = api_at(f"https://{HOST}").retrieve_model(model_id)
 

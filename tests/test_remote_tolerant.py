@@ -3,6 +3,7 @@ Cloudflare's 520-524, over real HTTP against the sandbox."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from models_admin import remote
@@ -18,7 +19,10 @@ def fake_time() -> FakeTime:
 
 @pytest.fixture
 def api(sandbox, fake_time) -> remote.ModelsApi:
-    return make_api(sandbox.url, fake_time)
+    api = make_api(sandbox.url, fake_time)
+    # Lists with odd cards are larger: no read timeout on a busy machine.
+    api.timeout = httpx.Timeout(10)
+    return api
 
 
 def add_odd_cards(sandbox) -> dict[str, dict]:

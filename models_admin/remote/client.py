@@ -24,8 +24,8 @@ R = TypeVar("R")
 
 MAX_MODEL_ID_LENGTH: Final = 256
 CHANGE_UNREADABLE: Final = (
-    "Mistral accepted the change but its answer could not be read, so it may have "
-    "happened. Reload the model to check before trying again."
+    "Mistral accepted the change, but the dashboard could not read its answer: the "
+    "change may have happened. Reload the model to check before trying again."
 )
 
 

@@ -367,35 +367,22 @@ def _add_odd_cards(state: SandboxState, request: Incoming) -> Reply:
 
 
 def odd_cards(workspace: Workspace) -> list[dict[str, Any]]:
-    """One card per contract breach (see the module docstring), ids unique per call."""
-    tag = uuid.uuid4().hex[:8]
-    base = complete_card(
-        workspace,
-        {
-            "id": f"ft:open-mistral-7b:{workspace.organization_hex}:20260101:{tag}",
-            "name": "odd-null-job",
-        },
-    )
-    no_root = {**base, "id": base["id"].replace(tag, f"{tag[:7]}a"), "name": "odd-no-root"}
-    del no_root["root"]
-    no_id = {**base, "name": "odd-no-id"}
-    del no_id["id"]
+    """One card per contract breach (see the module docstring), with fresh ids."""
+
+    def card(name: str, **changes: Any) -> dict[str, Any]:
+        job = str(uuid.uuid4())
+        model_id = f"ft:open-mistral-7b:{workspace.organization_hex}:20260101:{job[:8]}"
+        return {**complete_card(workspace, {"id": model_id, "job": job, "name": name}), **changes}
+
+    no_root, no_id = card("odd-no-root"), card("odd-no-id")
+    del no_root["root"], no_id["id"]
+    unknown = card("odd-unknown-type", type="voice-agent", voices=["alto"])
+    unknown["id"] = f"voice-{unknown['job'][:8]}"
     return [
-        {**base, "job": None},
+        card("odd-null-job", job=None),
         no_root,
-        {
-            **base,
-            "id": base["id"].replace(tag, f"{tag[:7]}b"),
-            "name": "odd-archived-yes",
-            "archived": "yes",
-        },
-        {
-            **base,
-            "id": f"voice-{tag}",
-            "name": "odd-unknown-type",
-            "type": "voice-agent",
-            "voices": ["alto"],
-        },
+        card("odd-archived-yes", archived="yes"),
+        unknown,
         no_id,
     ]
 
