@@ -310,6 +310,9 @@ MISTRAL_API_MAX_RETRIES = env_int("MISTRAL_API_MAX_RETRIES", 3)
 MISTRAL_API_RETRY_BACKOFF = env_float("MISTRAL_API_RETRY_BACKOFF", 0.5)  # first wait, seconds
 MISTRAL_API_RETRY_MAX_BACKOFF = env_float("MISTRAL_API_RETRY_MAX_BACKOFF", 8.0)
 MISTRAL_API_RETRY_BUDGET = env_float("MISTRAL_API_RETRY_BUDGET", 20.0)  # total seconds per call
+# Egress proxy for Mistral (http://user:pass@host:port). Empty: HTTPS_PROXY / HTTP_PROXY /
+# NO_PROXY and SSL_CERT_FILE from the environment apply (see models_admin/remote/transport.py).
+MISTRAL_API_PROXY = env_str("MISTRAL_API_PROXY")
 
 # Stored API keys are encrypted with these Fernet keys: the first encrypts, all decrypt.
 FIELD_ENCRYPTION_KEYS = [

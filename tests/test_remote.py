@@ -407,7 +407,7 @@ class TestErrors:
         assert info.value.request_id is None
         assert info.value.upstream_message == "Not on your tier"
 
-    @pytest.mark.parametrize("status", [500, 502, 503, 504])
+    @pytest.mark.parametrize("status", [500, 502, 503, 504, 520, 521, 522, 523, 524])
     def test_server_errors_are_unavailable_after_retries(self, api, sandbox, fake_time, status):
         sandbox.state.faults.set(fail_status=status, fail_times=10)
 
@@ -428,13 +428,17 @@ class TestErrors:
 
         assert "could not read" in info.value.message
 
-    def test_a_card_missing_a_required_field_is_malformed(self, api, sandbox):
+    def test_a_card_missing_a_required_field_comes_back_flagged(self, api, sandbox):
         card = dict(first_fine_tuned(sandbox), id="ft:open-mistral-7b:aaaaaaaa:20250101:cccccccc")
         del card["job"]
         sandbox.state.workspace(KEY).put(card)
 
-        with pytest.raises(remote.MalformedResponse):
-            api.retrieve_model(card["id"])
+        parsed = api.retrieve_model(card["id"])
+
+        assert isinstance(parsed, remote.FineTunedModelCard)
+        assert parsed.problems == ("job",) and parsed.job == ""
+        assert parsed.problem_message == "Mistral sent an incomplete card: job"
+        assert (parsed.root, parsed.name) == (card["root"], card["name"])
 
     @pytest.mark.parametrize(
         ("field", "value", "problem"),
@@ -453,8 +457,8 @@ class TestErrors:
             ("archived", "yes", "model.archived should be a boolean"),
         ],
     )
-    def test_a_wrong_field_in_a_fine_tuned_card_is_malformed(
-        self, api, sandbox, field, value, problem
+    def test_a_wrong_field_in_a_fine_tuned_card_is_flagged(
+        self, api, sandbox, field, value, problem, caplog
     ):
         model_id = first_fine_tuned(sandbox)["id"]
         # Straight into the table: put() would refuse a card without a string id.
@@ -462,36 +466,33 @@ class TestErrors:
             first_fine_tuned(sandbox), **{field: value}
         )
 
-        with pytest.raises(remote.MalformedResponse) as info:
-            api.retrieve_model(model_id)
+        parsed = api.retrieve_model(model_id)
 
-        assert problem in (info.value.upstream_message or "")
+        assert parsed.problems == (field,)
+        assert parsed.id == model_id  # a retrieved card keeps the id it was asked for
+        assert problem in caplog.text
         assert sandbox.state.requests[-1].path.startswith("/v1/models/ft:")
 
-    def test_a_wrong_audio_capability_in_a_base_card_is_malformed(self, api, sandbox):
+    def test_a_wrong_audio_capability_in_a_base_card_is_flagged(self, api, sandbox, caplog):
         card = dict(first_base(sandbox), audio_speech_capabilities=["voices"])
         sandbox.state.workspace(KEY).put(card)
 
-        with pytest.raises(remote.MalformedResponse) as info:
-            api.retrieve_model(card["id"])
+        parsed = api.retrieve_model(card["id"])
 
-        assert info.value.upstream_message == (
-            "model.audio_speech_capabilities should be an object or null"
-        )
+        assert isinstance(parsed, remote.BaseModelCard)
+        assert parsed.problems == ("audio_speech_capabilities",)
+        assert "model.audio_speech_capabilities should be an object or null" in caplog.text
 
-    def test_bad_classifier_targets_in_an_update_are_malformed(self, api, sandbox):
+    def test_bad_classifier_targets_in_an_update_are_flagged(self, api, sandbox):
         classifier = a_classifier(sandbox)
         target = {"name": "intent", "labels": "billing", "weight": 1, "loss_function": "x"}
         sandbox.state.workspace(KEY).set_extras(
             classifier["id"], seed.FineTuneExtras("ministral-3b-2410", "classifier", [target])
         )
 
-        with pytest.raises(remote.MalformedResponse) as info:
-            api.update_model(classifier["id"], name="router")
+        updated = api.update_model(classifier["id"], name="router")
 
-        assert info.value.upstream_message == (
-            "classifier_targets[0].labels should be an array of strings"
-        )
+        assert updated.name == "router" and updated.problems == ("classifier_targets",)
 
     def test_a_timeout_is_retried_then_reported(self, api, sandbox, fake_time):
         sandbox.state.faults.set(hang_s=0.8, hang_times=10)

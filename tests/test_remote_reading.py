@@ -7,6 +7,7 @@ each branch of the pure functions, including shapes the sandbox cannot send (an
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,11 +149,24 @@ class TestCards:
         assert "ocr" not in parsed.capabilities and "audio" not in parsed.capabilities
 
     @pytest.mark.parametrize("caps", [None, [], "all", True])
-    def test_capabilities_must_be_an_object(self, caps):
-        with pytest.raises(remote.MalformedResponse) as info:
-            remote.ModelCard.from_json(card(capabilities=caps), where="data[0]")
+    def test_capabilities_that_are_not_an_object_flag_the_card(self, caps, caplog):
+        parsed = remote.ModelCard.from_json(card(capabilities=caps), where="data[0]")
 
-        assert upstream_message(info.value) == "data[0].capabilities is not an object"
+        assert parsed.problems == ("capabilities",)
+        assert parsed.capabilities == remote.Capabilities()
+        assert parsed.problem_message == "Mistral sent an incomplete card: capabilities"
+        assert "data[0].capabilities is not an object" in caplog.text
+
+    def test_a_card_that_is_not_an_object_is_malformed(self):
+        with pytest.raises(remote.MalformedResponse) as info:
+            remote.ModelCard.from_json(["m"], where="data[0]")
+
+        assert upstream_message(info.value) == "data[0] is not an object"
+
+    def test_a_card_in_order_has_no_problems(self):
+        parsed = remote.ModelCard.from_json(card(type="base"))
+
+        assert parsed.problems == () and parsed.problem_message == ""
 
     @pytest.mark.parametrize(
         "body",
@@ -162,11 +176,22 @@ class TestCards:
         with pytest.raises(remote.MalformedResponse):
             model_list_from_json(body)
 
-    def test_each_list_item_must_be_an_object(self):
-        with pytest.raises(remote.MalformedResponse) as info:
-            model_list_from_json({"data": [card(), "m2"]})
+    def test_an_item_that_is_not_an_object_is_left_out_and_counted(self):
+        parsed = model_list_from_json({"data": [card(), "m2", card(id="m3")]})
 
-        assert upstream_message(info.value) == "data[1] is not an object"
+        assert [c.id for c in parsed] == ["m", "m3"]
+        assert parsed.problems == (
+            "Mistral sent a model without a usable id (entry 2); it is not shown.",
+        )
+        assert parsed.flagged == ()
+
+    def test_the_list_survives_pickling_with_its_problems(self):
+        parsed = model_list_from_json({"data": [card(), {"id": 3}]})
+
+        copy = pickle.loads(pickle.dumps(parsed))  # noqa: S301 - our own bytes (the cache pickles)
+
+        assert copy == parsed and copy.problems == parsed.problems
+        assert isinstance(copy, remote.ModelList)
 
     def test_an_empty_list_has_no_data_key(self):
         assert model_list_from_json({"object": "list"}) == ()
@@ -181,6 +206,8 @@ def updated(**fields: Any) -> dict[str, Any]:
         "root": "open-mistral-7b",
         "root_version": "open-mistral-7b",
         "archived": False,
+        "name": "bot",
+        "description": None,
         "capabilities": {"completion_chat": True},
         **fields,
     }
@@ -191,14 +218,16 @@ TARGET = {"name": "intent", "labels": ["a", "b"], "weight": 1, "loss_function": 
 
 class TestUpdatedModel:
     def test_a_completion_model_ignores_targets(self):
-        parsed = remote.UpdatedModel.from_json(updated(classifier_targets="ignored"))
+        parsed = remote.UpdatedModel.from_json(
+            updated(classifier_targets="ignored"), model_id="ft:m"
+        )
 
         assert parsed.model_type == "completion" and parsed.classifier_targets == ()
         assert (parsed.job, parsed.max_context_length, parsed.object) == (None, 32768, "model")
 
     def test_a_classifier_reads_its_targets(self):
         parsed = remote.UpdatedModel.from_json(
-            updated(model_type="classifier", classifier_targets=[TARGET])
+            updated(model_type="classifier", classifier_targets=[TARGET]), model_id="ft:m"
         )
 
         assert parsed.classifier_targets == (
@@ -215,36 +244,76 @@ class TestUpdatedModel:
             ([{**TARGET, "name": 1}], "classifier_targets[0].name should be a string"),
         ],
     )
-    def test_bad_targets(self, targets, problem):
-        with pytest.raises(remote.MalformedResponse) as info:
-            remote.UpdatedModel.from_json(
-                updated(model_type="classifier", classifier_targets=targets)
-            )
+    def test_bad_targets_are_flagged(self, targets, problem, caplog):
+        parsed = remote.UpdatedModel.from_json(
+            updated(model_type="classifier", classifier_targets=targets), model_id="ft:m"
+        )
 
-        assert upstream_message(info.value).startswith(problem)
+        assert parsed.problems == ("classifier_targets",) and parsed.classifier_targets == ()
+        assert problem in caplog.text
 
     @pytest.mark.parametrize(
         ("field", "value", "problem"),
         [
             ("created", None, "should be an integer"),
-            ("archived", None, "should be a boolean"),
             ("workspace_id", None, "should be a string"),
+            ("root_version", None, "is missing"),
             ("capabilities", None, "is not an object"),
+            ("id", 7, "should be a string"),
         ],
     )
-    def test_required_fields(self, field, value, problem):
-        with pytest.raises(remote.MalformedResponse) as info:
-            remote.UpdatedModel.from_json(updated(**{field: value}))
+    def test_fields_the_dashboard_does_not_use_are_flagged(self, field, value, problem, caplog):
+        body = updated(**{field: value})
+        if problem == "is missing":
+            del body[field]
 
-        assert problem in upstream_message(info.value)
+        parsed = remote.UpdatedModel.from_json(body, model_id="ft:m")
+
+        assert parsed.problems == (field,)
+        assert (parsed.id, parsed.name, parsed.archived) == ("ft:m", "bot", False)
+        assert problem in caplog.text
+
+    @pytest.mark.parametrize(
+        ("field", "value", "problem"),
+        [
+            ("archived", None, "updated model.archived should be a boolean"),
+            ("archived", "missing", "updated model.archived should be a boolean"),
+            ("name", 3, "updated model.name should be a string or null"),
+            ("description", ["x"], "updated model.description should be a string or null"),
+        ],
+    )
+    def test_fields_the_dashboard_uses_must_follow_the_contract(self, field, value, problem):
+        body = updated(**{field: value})
+        if value == "missing":
+            del body[field]
+
+        with pytest.raises(remote.MalformedResponse) as info:
+            remote.UpdatedModel.from_json(body, model_id="ft:m")
+
+        assert upstream_message(info.value) == problem
+
+    def test_absent_name_and_description_read_as_null(self):
+        body = updated()
+        del body["name"], body["description"]
+
+        parsed = remote.UpdatedModel.from_json(body, model_id="ft:m")
+
+        assert (parsed.name, parsed.description, parsed.problems) == (None, None, ())
 
 
 class TestResults:
     def test_delete_and_archive_defaults(self):
         assert remote.DeleteResult.from_json({"id": "m"}) == remote.DeleteResult("m", True)
-        assert remote.ArchiveResult.from_json({"id": "m"}, default=False) == (
+        assert remote.ArchiveResult.from_json({"id": "m"}, model_id="m", default=False) == (
             remote.ArchiveResult("m", False)
         )
+
+    def test_archive_reads_only_archived(self):
+        assert remote.ArchiveResult.from_json({"archived": True}, model_id="m", default=False) == (
+            remote.ArchiveResult("m", True)
+        )
+        with pytest.raises(remote.MalformedResponse):
+            remote.ArchiveResult.from_json({"archived": "yes"}, model_id="m", default=False)
 
     @pytest.mark.parametrize(
         "body", [{"id": 1, "deleted": True}, {"id": "m", "deleted": "yes"}, ["m"]]

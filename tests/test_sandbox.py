@@ -32,7 +32,7 @@ UNARCHIVE = "jobs_api_routes_fine_tuning_unarchive_fine_tuned_model"
 KEY = "sandbox-alice"
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 FT_ID = re.compile(
-    r"^ft:(?P<classifier>classifier:)?(?P<root>[a-z0-9.-]+):(?P<org>[0-9a-f]{8}):(?P<day>\d{8}):(?P<job>[0-9a-f]{8})$"
+    r"^ft:(?P<classifier>classifier:)?(?P<root>[a-z0-9.-]+):(?P<org>[0-9a-f]{8}):(?P<day>\d{8}):(?:(?P<suffix>[a-z0-9-]+):)?(?P<job>[0-9a-f]{8})$"
 )
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # One TLS context for every client: building one per client costs ~35 ms, and these
@@ -1189,15 +1189,18 @@ class TestRequestLog:
 
 
 class TestManagementCommand:
-    def test_it_serves_until_terminated(self):
+    @pytest.mark.parametrize(
+        "command", [["manage.py", "sandbox"], ["-m", "models_admin.sandbox"]], ids=["manage", "m"]
+    )
+    def test_it_serves_until_terminated_without_settings_or_secrets(self, command):
+        # No DJANGO_DEBUG, no secrets, no settings module: the sandbox needs none of them.
         env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
             "PYTHONUNBUFFERED": "1",
             "PYTHONIOENCODING": "utf-8",
         }
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "sandbox", "--port", "0", "--models", "5", "--quiet"],
+            [sys.executable, *command, "--port", "0", "--models", "5", "--quiet"],
             cwd=REPO_ROOT,
             env=env,
             stdout=subprocess.PIPE,

@@ -6,8 +6,12 @@ JSON into frozen dataclasses and every failure into one exception tree (see
 
     errors      the exception tree: ModelsApiError and its subclasses
     reading     _Reader (typed access to JSON), error bodies, Retry-After
-    cards       typed immutable results: ModelCard and friends, Capabilities
-    transport   pooled httpx client, RetryPolicy, RateGate, the request/retry loop
+    cards       typed immutable results: ModelCard and friends, ModelList, Capabilities;
+                read tolerantly (a card that breaks the contract is kept, flagged in
+                ``card.problems``), answers to changes read only what is used
+    transport   pooled httpx client (egress proxy and CA bundle from the environment,
+                or MISTRAL_API_PROXY), RetryPolicy, RateGate, the request/retry loop
+                (Cloudflare's 520-524 retried, and ambiguous for a change)
     client      ModelsApi: the six operations
 
 Import the package, not the modules: ``from models_admin import remote; remote.ModelsApi``.
@@ -24,6 +28,7 @@ from models_admin.remote.cards import (
     DeleteResult,
     FineTunedModelCard,
     ModelCard,
+    ModelList,
     UnknownModelCard,
     UpdatedModel,
 )
@@ -40,8 +45,10 @@ from models_admin.remote.errors import (
     ModelNotFound,
     ModelsApiError,
 )
+from models_admin.remote.reading import CLOUDFLARE_STATUSES
 from models_admin.remote.transport import (
     AMBIGUOUS_STATUSES,
+    PROXY_ENVIRONMENT,
     RETRY_STATUSES,
     USER_AGENT,
     RateGate,
@@ -51,6 +58,7 @@ from models_admin.remote.transport import (
 
 __all__ = [
     "AMBIGUOUS_STATUSES",
+    "CLOUDFLARE_STATUSES",
     "KNOWN_CAPABILITIES",
     "RETRY_STATUSES",
     "UNSET",
@@ -67,9 +75,11 @@ __all__ = [
     "ClassifierTarget",
     "DeleteResult",
     "FineTunedModelCard",
+    "PROXY_ENVIRONMENT",
     "InvalidModelId",
     "MalformedResponse",
     "ModelCard",
+    "ModelList",
     "ModelNotFound",
     "ModelsApi",
     "ModelsApiError",

@@ -3,17 +3,36 @@
 ``ModelCard.from_json`` picks the card class by the ``type`` discriminator; a type
 this dashboard does not know yet gives an ``UnknownModelCard`` rather than an error.
 ``KNOWN_CAPABILITIES`` is the one list of capability flags (the sandbox seeds from it).
+
+Read tolerantly, write exactly:
+
+- A card that breaks the contract (``job: null``, no ``root``, a wrong type) is kept,
+  flagged: the field gets its empty value ("", None, False, no capabilities) and its
+  name goes into ``card.problems``; ``card.problem_message`` is the sentence to show
+  ("Mistral sent an incomplete card: job"). Unknown types and fields are kept.
+- A card without a usable ``id`` cannot be shown or acted on: ``list_models`` leaves it
+  out and says so in ``ModelList.problems``; ``retrieve_model`` uses the id it asked for
+  and flags ``id``.
+- The answer to a change is read only for what the dashboard uses: ``name``,
+  ``description`` and ``archived`` from an update, ``id``/``deleted`` from a delete,
+  ``archived`` from archive/unarchive. Other fields are read tolerantly (flagged in
+  ``problems``). When a used field is missing or wrong, the change raises
+  MalformedResponse with ``ambiguous`` set: it may have happened.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
-from models_admin.remote.errors import malformed
+from models_admin.remote.errors import MalformedResponse, malformed
 from models_admin.remote.reading import _Reader
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Capability flags in the order of the reference (SPEC, Aug 2026). The API keeps
 # adding flags: unknown ones are kept, missing ones read as False.
@@ -34,6 +53,7 @@ KNOWN_CAPABILITIES: Final = (
     "unified_resources",
 )
 DEFAULT_CONTEXT_LENGTH: Final = 32768
+NO_STRINGS: Final[tuple[str, ...]] = ()
 
 
 @dataclass(frozen=True)
@@ -51,10 +71,38 @@ class Capabilities:
         return (*known, *sorted(self.enabled.difference(KNOWN_CAPABILITIES)))
 
     @classmethod
-    def from_json(cls, data: object, *, where: str) -> Capabilities:
+    def read(cls, r: _Reader, key: str = "capabilities") -> Capabilities:
+        data = r.required(key)
         if not isinstance(data, Mapping):
-            raise malformed(f"{where}.capabilities is not an object")
+            raise r._fail(f"{r.where}.{key} is not an object")
         return cls(frozenset(str(name) for name, value in data.items() if value is True))
+
+
+class _Lenient:
+    """Reads fields through a quiet ``_Reader``, keeping what it can: a field that breaks
+    the contract gets ``default`` and its name is recorded in ``problems``."""
+
+    def __init__(self, r: _Reader) -> None:
+        self.r = r
+        self.problems: list[str] = []
+        self.details: list[str] = []
+
+    def take(self, key: str, read: Callable[[str], T], default: T) -> T:
+        try:
+            return read(key)
+        except MalformedResponse as exc:
+            self.problems.append(key)
+            self.details.append(exc.upstream_message or key)
+            return default
+
+    def log(self, what: str) -> None:
+        if self.details:
+            logger.warning("Mistral sent an incomplete %s: %s", what, "; ".join(self.details))
+
+
+def problem_message(problems: tuple[str, ...]) -> str:
+    """The sentence a flagged card shows ("" for a card without problems)."""
+    return f"Mistral sent an incomplete card: {', '.join(problems)}" if problems else ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +126,9 @@ class ModelCard:
     billing_model_name: str | None
     # Fields the reference does not describe, kept so the detail page can show them.
     extra: tuple[tuple[str, Any], ...] = ()
+    # Fields that broke the contract (missing, null where not allowed, wrong type): the
+    # card shows what it could read; see problem_message.
+    problems: tuple[str, ...] = ()
 
     is_fine_tuned: ClassVar[bool] = False
     is_base: ClassVar[bool] = False
@@ -111,39 +162,62 @@ class ModelCard:
     def display_name(self) -> str:
         return self.name or self.id
 
-    @staticmethod
-    def from_json(data: Any, *, where: str = "model") -> ModelCard:
-        """Parse one card, picking the class by its ``type`` discriminator.
+    @property
+    def problem_message(self) -> str:
+        """ "Mistral sent an incomplete card: job, root", or "" when nothing is wrong."""
+        return problem_message(self.problems)
 
-        Raises MalformedResponse."""
-        r = _Reader(data, where)
-        cls = _CARD_TYPES.get(r.opt_string("type") or "", UnknownModelCard)
-        return cls(**cls._common(r), **cls._own(r))
+    @staticmethod
+    def from_json(
+        data: Any, *, where: str = "model", model_id: str | None = None, log: bool = True
+    ) -> ModelCard:
+        """Parse one card, picking the class by its ``type`` discriminator; fields that
+        break the contract are flagged in ``problems`` (see the module docstring).
+
+        Raises MalformedResponse only when the card is not an object or has no usable
+        ``id`` (and no ``model_id`` was given to stand in for it)."""
+        try:
+            r = _Reader(data, where, quiet=True)
+            t = _Lenient(r)
+            card_id = r.string("id") if model_id is None else t.take("id", r.string, model_id)
+        except MalformedResponse as exc:
+            if log:
+                logger.warning("Malformed response from Mistral: %s", exc.upstream_message)
+            raise
+        type_name = t.take("type", r.opt_string, None)
+        cls = _CARD_TYPES.get(type_name or "", UnknownModelCard)
+        fields = cls._common(t) | cls._own(t)
+        if log:
+            t.log(f"card ({card_id})")
+        return cls(id=card_id, type=type_name or "unknown", problems=tuple(t.problems), **fields)
 
     @classmethod
-    def _common(cls, r: _Reader) -> dict[str, Any]:
-        known = cls.COMMON_FIELDS | cls.OWN_FIELDS
+    def _common(cls, t: _Lenient) -> dict[str, Any]:
+        r, known = t.r, cls.COMMON_FIELDS | cls.OWN_FIELDS
         return {
-            "id": r.string("id"),
-            "type": r.opt_string("type") or "unknown",
-            "object": r.opt_string("object") or "model",
-            "created": r.opt_integer("created"),
-            "owned_by": r.opt_string("owned_by") or "",
-            "name": r.opt_string("name"),
-            "description": r.opt_string("description"),
-            "max_context_length": r.opt_integer("max_context_length") or DEFAULT_CONTEXT_LENGTH,
-            "aliases": r.strings("aliases"),
-            "deprecation": r.opt_datetime("deprecation"),
-            "deprecation_replacement_model": r.opt_string("deprecation_replacement_model"),
-            "default_model_temperature": r.opt_number("default_model_temperature"),
-            "internal": r.boolean("internal", default=False),
-            "capabilities": Capabilities.from_json(r.required("capabilities"), where=r.where),
-            "billing_model_name": r.opt_string("billing_model_name"),
+            "object": t.take("object", r.opt_string, None) or "model",
+            "created": t.take("created", r.opt_integer, None),
+            "owned_by": t.take("owned_by", r.opt_string, None) or "",
+            "name": t.take("name", r.opt_string, None),
+            "description": t.take("description", r.opt_string, None),
+            "max_context_length": t.take("max_context_length", r.opt_integer, None)
+            or DEFAULT_CONTEXT_LENGTH,
+            "aliases": t.take("aliases", r.strings, NO_STRINGS),
+            "deprecation": t.take("deprecation", r.opt_datetime, None),
+            "deprecation_replacement_model": t.take(
+                "deprecation_replacement_model", r.opt_string, None
+            ),
+            "default_model_temperature": t.take("default_model_temperature", r.opt_number, None),
+            "internal": t.take("internal", lambda k: r.boolean(k, default=False), False),
+            "capabilities": t.take(
+                "capabilities", lambda k: Capabilities.read(r, k), Capabilities()
+            ),
+            "billing_model_name": t.take("billing_model_name", r.opt_string, None),
             "extra": tuple(sorted((k, v) for k, v in r.data.items() if k not in known)),
         }
 
     @classmethod
-    def _own(cls, r: _Reader) -> dict[str, Any]:
+    def _own(cls, t: _Lenient) -> dict[str, Any]:
         """The fields only this ``type`` has."""
         return {}
 
@@ -161,8 +235,8 @@ class BaseModelCard(ModelCard):
     )
 
     @classmethod
-    def _own(cls, r: _Reader) -> dict[str, Any]:
-        return {name: r.opt_mapping(name) for name in sorted(cls.OWN_FIELDS)}
+    def _own(cls, t: _Lenient) -> dict[str, Any]:
+        return {name: t.take(name, t.r.opt_mapping, None) for name in sorted(cls.OWN_FIELDS)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,11 +251,12 @@ class FineTunedModelCard(ModelCard):
     OWN_FIELDS: ClassVar[frozenset[str]] = frozenset({"job", "root", "archived"})
 
     @classmethod
-    def _own(cls, r: _Reader) -> dict[str, Any]:
+    def _own(cls, t: _Lenient) -> dict[str, Any]:
+        r = t.r
         return {
-            "job": r.string("job"),
-            "root": r.string("root"),
-            "archived": r.boolean("archived", default=False),
+            "job": t.take("job", r.string, ""),
+            "root": t.take("root", r.string, ""),
+            "archived": t.take("archived", lambda k: r.boolean(k, default=False), False),
         }
 
 
@@ -204,8 +279,8 @@ class ClassifierTarget:
     loss_function: str
 
     @classmethod
-    def from_json(cls, data: Any, *, where: str) -> ClassifierTarget:
-        t = _Reader(data, where)
+    def from_json(cls, data: Any, *, where: str, quiet: bool = False) -> ClassifierTarget:
+        t = _Reader(data, where, quiet=quiet)
         return cls(
             name=t.string("name"),
             labels=t.strings("labels", required=True),
@@ -216,7 +291,11 @@ class ClassifierTarget:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpdatedModel:
-    """The PATCH response: CompletionFineTunedModel or ClassifierFineTunedModel (``model_type``)."""
+    """The PATCH response: CompletionFineTunedModel or ClassifierFineTunedModel (``model_type``).
+
+    Only ``name``, ``description`` (string or null; absent is null) and ``archived``
+    (required boolean) must follow the contract: the dashboard uses them. Every other field is read tolerantly and flagged in
+    ``problems``, and ``id`` falls back to the id that was updated."""
 
     id: str
     model_type: str
@@ -234,36 +313,54 @@ class UpdatedModel:
     aliases: tuple[str, ...]
     job: str | None
     classifier_targets: tuple[ClassifierTarget, ...] = ()
+    problems: tuple[str, ...] = ()
 
     @classmethod
-    def from_json(cls, data: Any) -> UpdatedModel:
-        """Raises MalformedResponse."""
+    def from_json(cls, data: Any, *, model_id: str) -> UpdatedModel:
+        """Raises MalformedResponse when name, description or archived is missing or wrong."""
         r = _Reader(data, "updated model")
-        model_type = r.opt_string("model_type") or "completion"
+        # name and description are optional in the contract (absent reads as null);
+        # archived is required.
+        name, description = r.opt_string("name"), r.opt_string("description")
+        archived = r.boolean("archived")
+        q = _Reader(data, "updated model", quiet=True)
+        t = _Lenient(q)
+        model_type = t.take("model_type", q.opt_string, None) or "completion"
         targets: tuple[ClassifierTarget, ...] = ()
         if model_type == "classifier":
-            targets = tuple(
-                ClassifierTarget.from_json(item, where=f"classifier_targets[{i}]")
-                for i, item in enumerate(r.array("classifier_targets"))
-            )
-        return cls(
-            id=r.string("id"),
+            targets = t.take("classifier_targets", _targets(q), ())
+        updated = cls(
+            id=t.take("id", q.string, model_id),
             model_type=model_type,
-            object=r.opt_string("object") or "model",
-            created=r.integer("created"),
-            owned_by=r.string("owned_by"),
-            workspace_id=r.string("workspace_id"),
-            root=r.string("root"),
-            root_version=r.string("root_version"),
-            archived=r.boolean("archived"),
-            name=r.opt_string("name"),
-            description=r.opt_string("description"),
-            capabilities=Capabilities.from_json(r.required("capabilities"), where=r.where),
-            max_context_length=r.opt_integer("max_context_length") or DEFAULT_CONTEXT_LENGTH,
-            aliases=r.strings("aliases"),
-            job=r.opt_string("job"),
+            object=t.take("object", q.opt_string, None) or "model",
+            created=t.take("created", q.integer, 0),
+            owned_by=t.take("owned_by", q.string, ""),
+            workspace_id=t.take("workspace_id", q.string, ""),
+            root=t.take("root", q.string, ""),
+            root_version=t.take("root_version", q.string, ""),
+            archived=archived,
+            name=name,
+            description=description,
+            capabilities=t.take("capabilities", lambda k: Capabilities.read(q, k), Capabilities()),
+            max_context_length=t.take("max_context_length", q.opt_integer, None)
+            or DEFAULT_CONTEXT_LENGTH,
+            aliases=t.take("aliases", q.strings, ()),
+            job=t.take("job", q.opt_string, None),
             classifier_targets=targets,
+            problems=tuple(t.problems),
         )
+        t.log(f"update answer ({model_id})")
+        return updated
+
+
+def _targets(r: _Reader) -> Callable[[str], tuple[ClassifierTarget, ...]]:
+    def read(key: str) -> tuple[ClassifierTarget, ...]:
+        return tuple(
+            ClassifierTarget.from_json(item, where=f"{key}[{i}]", quiet=True)
+            for i, item in enumerate(r.array(key))
+        )
+
+    return read
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +373,7 @@ class DeleteResult:
 
     @classmethod
     def from_json(cls, data: Any) -> DeleteResult:
+        """Reads ``id`` and ``deleted`` (default true) only. Raises MalformedResponse."""
         r = _Reader(data, "delete response")
         return cls(id=r.string("id"), deleted=r.boolean("deleted", default=True))
 
@@ -286,15 +384,49 @@ class ArchiveResult:
     archived: bool
 
     @classmethod
-    def from_json(cls, data: Any, *, default: bool) -> ArchiveResult:
+    def from_json(cls, data: Any, *, model_id: str, default: bool) -> ArchiveResult:
+        """Reads ``archived`` only (``id`` is the model's). Raises MalformedResponse."""
         r = _Reader(data, "archive response")
-        return cls(id=r.string("id"), archived=r.boolean("archived", default=default))
+        return cls(id=model_id, archived=r.boolean("archived", default=default))
 
 
-def model_list_from_json(body: Any) -> tuple[ModelCard, ...]:
-    """The cards of a ``GET /v1/models`` body. Raises MalformedResponse."""
+class ModelList(tuple[ModelCard, ...]):
+    """The cards of ``GET /v1/models`` (a tuple), plus ``problems``: what could not be
+    shown at all (an entry that is not an object, or has no usable ``id``)."""
+
+    problems: tuple[str, ...]
+
+    def __new__(cls, cards: Iterable[ModelCard] = (), problems: Iterable[str] = ()) -> ModelList:
+        self = super().__new__(cls, cards)
+        self.problems = tuple(problems)
+        return self
+
+    @property
+    def flagged(self) -> tuple[ModelCard, ...]:
+        """The cards shown with a problem (see ``ModelCard.problems``)."""
+        return tuple(card for card in self if card.problems)
+
+
+def model_list_from_json(body: Any) -> ModelList:
+    """The cards of a ``GET /v1/models`` body, tolerantly (see the module docstring).
+
+    Raises MalformedResponse only when the body is not ``{"data": [...]}``."""
     if not isinstance(body, dict) or not isinstance(body.get("data", []), list):
         raise malformed("model list is not {'object': 'list', 'data': [...]}")
-    return tuple(
-        ModelCard.from_json(item, where=f"data[{i}]") for i, item in enumerate(body.get("data", []))
-    )
+    cards: list[ModelCard] = []
+    problems: list[str] = []
+    details: list[str] = []
+    for i, item in enumerate(body.get("data", [])):
+        try:
+            card = ModelCard.from_json(item, where=f"data[{i}]", log=False)
+        except MalformedResponse as exc:
+            problems.append(
+                f"Mistral sent a model without a usable id (entry {i + 1}); it is not shown."
+            )
+            details.append(exc.upstream_message or f"data[{i}]")
+            continue
+        cards.append(card)
+        details.extend(f"{card.id}: {field}" for field in card.problems)
+    if details:
+        logger.warning("Mistral sent incomplete cards: %s", "; ".join(details[:20]))
+    return ModelList(cards, problems)

@@ -4,22 +4,29 @@
 from __future__ import annotations
 
 import logging
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 from models_admin.remote.cards import (
     ArchiveResult,
     DeleteResult,
     ModelCard,
+    ModelList,
     UpdatedModel,
     model_list_from_json,
 )
-from models_admin.remote.errors import InvalidModelId, ModelNotFound
+from models_admin.remote.errors import InvalidModelId, MalformedResponse, ModelNotFound
 from models_admin.remote.transport import Transport
 
 logger = logging.getLogger(__name__)
+R = TypeVar("R")
 
 MAX_MODEL_ID_LENGTH: Final = 256
+CHANGE_UNREADABLE: Final = (
+    "Mistral accepted the change, but the dashboard could not read its answer: the "
+    "change may have happened. Reload the model to check before trying again."
+)
 
 
 class _Unset:
@@ -48,31 +55,32 @@ def _valid_model_id(model_id: str) -> str:
 class ModelsApi(Transport):
     """The six operations, for one API key. Cheap to create: the connections are pooled."""
 
-    def list_models(
-        self, *, provider: str | None = None, model: str | None = None
-    ) -> tuple[ModelCard, ...]:
-        """``GET /v1/models``: every model the key can see, base and fine-tuned.
+    def list_models(self, *, provider: str | None = None, model: str | None = None) -> ModelList:
+        """``GET /v1/models``: every model the key can see, base and fine-tuned. Cards
+        that break the contract are kept, flagged (``card.problems``); entries without
+        a usable id are left out and counted in ``ModelList.problems``.
 
         Raises ModelsApiError."""
         params = {k: v for k, v in {"provider": provider, "model": model}.items() if v is not None}
         return model_list_from_json(self._request("GET", "/v1/models", params=params))
 
     def retrieve_model(self, model_id: str) -> ModelCard:
-        """``GET /v1/models/{id}``. Raises ModelNotFound or another ModelsApiError."""
-        return ModelCard.from_json(self._request("GET", f"/v1/models/{_valid_model_id(model_id)}"))
+        """``GET /v1/models/{id}``; a card that breaks the contract comes back flagged
+        (``card.problems``). Raises ModelNotFound or another ModelsApiError."""
+        body = self._request("GET", f"/v1/models/{_valid_model_id(model_id)}")
+        return ModelCard.from_json(body, model_id=model_id)
 
     def delete_model(self, model_id: str) -> DeleteResult:
         """``DELETE /v1/models/{id}``. Raises ApiForbidden for base models, ModelNotFound,
         or another ModelsApiError. A retry that finds the model gone counts as deleted."""
         path = f"/v1/models/{_valid_model_id(model_id)}"
         try:
-            body = self._request("DELETE", path)
+            return self._change("DELETE", path, DeleteResult.from_json)
         except ModelNotFound as exc:
             if exc.ambiguous:
                 logger.info("Delete of %s confirmed by a retry that found it gone", model_id)
                 return DeleteResult(id=model_id, deleted=True, confirmed_by_retry=True)
             raise
-        return DeleteResult.from_json(body)
 
     def update_model(
         self,
@@ -90,7 +98,9 @@ class ModelsApi(Transport):
             if not isinstance(value, _Unset)
         }
         path = f"/v1/fine_tuning/models/{_valid_model_id(model_id)}"
-        return UpdatedModel.from_json(self._request("PATCH", path, json=payload))
+        return self._change(
+            "PATCH", path, lambda body: UpdatedModel.from_json(body, model_id=model_id), payload
+        )
 
     def archive_model(self, model_id: str) -> ArchiveResult:
         """``POST /v1/fine_tuning/models/{id}/archive``. Raises ModelsApiError."""
@@ -101,5 +111,22 @@ class ModelsApi(Transport):
         return self._archive("DELETE", model_id, default=False)
 
     def _archive(self, method: str, model_id: str, *, default: bool) -> ArchiveResult:
-        body = self._request(method, f"/v1/fine_tuning/models/{_valid_model_id(model_id)}/archive")
-        return ArchiveResult.from_json(body, default=default)
+        return self._change(
+            method,
+            f"/v1/fine_tuning/models/{_valid_model_id(model_id)}/archive",
+            lambda body: ArchiveResult.from_json(body, model_id=model_id, default=default),
+        )
+
+    def _change(
+        self, method: str, path: str, parse: Callable[[Any], R], payload: object = None
+    ) -> R:
+        """A change and the reading of its answer. Mistral said 2xx, so an answer that
+        cannot be read means the change probably happened: MalformedResponse is raised
+        ``ambiguous``, with a message that says so."""
+        try:
+            return parse(self._request(method, path, json=payload))
+        except MalformedResponse as exc:
+            exc.ambiguous = True
+            exc.message = CHANGE_UNREADABLE
+            exc.args = (exc.message,)
+            raise

@@ -26,23 +26,32 @@ from models_admin.remote.errors import (
 )
 
 MAX_UPSTREAM_MESSAGE: Final = 300
+# Cloudflare (in front of api.mistral.ai) answers these with an HTML page of its own.
+CLOUDFLARE_STATUSES: Final = frozenset({520, 521, 522, 523, 524})
 
 
 class _Reader:
-    """Typed access to one JSON object; anything off-contract raises MalformedResponse."""
+    """Typed access to one JSON object; anything off-contract raises MalformedResponse.
 
-    def __init__(self, data: object, where: str) -> None:
-        if not isinstance(data, Mapping):
-            raise malformed(f"{where} is not an object")
-        self.data: Mapping[str, Any] = data
+    ``quiet`` readers do not log what they raise: their caller (the tolerant card
+    reader) catches it, keeps the card with the field flagged, and logs once."""
+
+    def __init__(self, data: object, where: str, *, quiet: bool = False) -> None:
         self.where = where
+        self.quiet = quiet
+        if not isinstance(data, Mapping):
+            raise self._fail(f"{where} is not an object")
+        self.data: Mapping[str, Any] = data
+
+    def _fail(self, detail: str) -> MalformedResponse:
+        return MalformedResponse(upstream_message=detail) if self.quiet else malformed(detail)
 
     def _bad(self, key: str, expected: str) -> MalformedResponse:
-        return malformed(f"{self.where}.{key} should be {expected}")
+        return self._fail(f"{self.where}.{key} should be {expected}")
 
     def required(self, key: str) -> Any:
         if key not in self.data:
-            raise malformed(f"{self.where}.{key} is missing")
+            raise self._fail(f"{self.where}.{key} is missing")
         return self.data[key]
 
     def string(self, key: str) -> str:
@@ -213,6 +222,12 @@ def error_for(response: httpx.Response) -> ModelsApiError:
         return ModelNotFound(**common)
     if status == 429:
         return ApiRateLimited(retry_after=retry_after_seconds(response), **common)
+    if status in CLOUDFLARE_STATUSES:
+        return ApiUnavailable(
+            f"Mistral could not be reached through its network edge (HTTP {status}). "
+            "Try again in a moment.",
+            **common,
+        )
     if status >= 500:
         return ApiUnavailable(
             f"Mistral is having trouble (HTTP {status}). Try again in a moment.", **common

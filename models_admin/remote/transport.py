@@ -1,14 +1,26 @@
 """Transport: the pooled httpx client, the retry policy, the shared rate gate, and
 the one request loop every operation goes through.
 
-Retries: 429/500/502/503/504, connection errors and timeouts are retried with
-exponential backoff and jitter, ``Retry-After`` honoured, within a total time
-budget (see RetryPolicy). All six operations are idempotent in effect (PATCH sets
-absolute values, archive/unarchive set a state, DELETE of a gone model is a 404),
-so each may be retried.
+Retries: 429/500/502/503/504, Cloudflare's 520-524, connection errors and timeouts
+are retried with exponential backoff and jitter, ``Retry-After`` honoured, within a
+total time budget (see RetryPolicy). All six operations are idempotent in effect
+(PATCH sets absolute values, archive/unarchive set a state, DELETE of a gone model
+is a 404), so each may be retried; an answer after which the change may have
+happened anyway (AMBIGUOUS_STATUSES, a timeout after sending, a dropped connection)
+marks the final error ``ambiguous``.
 
 One pooled httpx.Client per process is shared by every client (keep-alive); the
 user's key travels on each request's Authorization header and is never logged.
+
+Egress proxy and TLS. The pool honours the standard environment, as curl does:
+``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` (``http://user:pass@host:port``;
+HTTPS goes through a CONNECT tunnel), ``NO_PROXY`` (hosts that go direct), and
+``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` (a corporate CA bundle, e.g. for a proxy that
+inspects TLS). Loopback hosts (127.0.0.1, localhost, ::1: the sandbox) always go
+direct when the proxy comes from the environment. The ``MISTRAL_API_PROXY``
+setting (environment variable of the same name), when set, wins: every request
+goes through that proxy, whatever the environment says. The pool is rebuilt when
+any of these change (and after a fork).
 """
 
 from __future__ import annotations
@@ -32,34 +44,69 @@ from models_admin.remote.errors import (
     ApiUnavailable,
     ModelsApiError,
 )
-from models_admin.remote.reading import error_for, read_json, retry_after_seconds
+from models_admin.remote.reading import (
+    CLOUDFLARE_STATUSES,
+    error_for,
+    read_json,
+    retry_after_seconds,
+)
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT: Final = "mistral-models-dashboard/0.1 (+httpx)"
-RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
-# Answers after which the request may have been carried out anyway.
-AMBIGUOUS_STATUSES: Final = frozenset({500, 502, 504})
+RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504}) | CLOUDFLARE_STATUSES
+# Answers after which the request may have been carried out anyway. 521-523 say
+# Cloudflare could not reach the origin, but nothing proves the origin never saw
+# the request, so they count as ambiguous too: the audit never guesses.
+AMBIGUOUS_STATUSES: Final = frozenset({500, 502, 504}) | CLOUDFLARE_STATUSES
+PROXY_ENVIRONMENT: Final = (
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "all_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+_LOOPBACK_DIRECT: Final[dict[str, httpx.BaseTransport | None]] = {
+    "all://127.0.0.1": None,
+    "all://localhost": None,
+    "all://[::1]": None,
+}
 
 _pool_lock = threading.Lock()
 _pool: httpx.Client | None = None
-_pool_pid: int | None = None
+_pool_key: tuple[object, ...] | None = None
+
+
+def _egress() -> tuple[object, ...]:
+    """What the pool depends on: the process, the proxy setting and the environment."""
+    explicit = settings.MISTRAL_API_PROXY or None
+    return (os.getpid(), explicit, *(os.environ.get(name) for name in PROXY_ENVIRONMENT))
 
 
 def http_pool() -> httpx.Client:
-    """The process-wide httpx.Client (re-created after a fork, e.g. in gunicorn workers)."""
-    global _pool, _pool_pid
+    """The process-wide httpx.Client, re-created after a fork (gunicorn workers) or when
+    the proxy configuration changes (see the module docstring)."""
+    global _pool, _pool_key
+    key = _egress()
     with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid():
+        if _pool is None or _pool_key != key:
+            explicit = key[1]
             _pool = httpx.Client(
                 headers={"Accept": "application/json", "User-Agent": USER_AGENT},
                 limits=httpx.Limits(
                     max_connections=64, max_keepalive_connections=32, keepalive_expiry=30
                 ),
                 follow_redirects=False,
-                trust_env=False,
+                trust_env=True,
+                proxy=explicit if isinstance(explicit, str) else None,
+                mounts=None if explicit else _LOOPBACK_DIRECT,
             )
-            _pool_pid = os.getpid()
+            _pool_key = key
         return _pool
 
 

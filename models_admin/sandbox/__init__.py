@@ -12,7 +12,15 @@ tests/test_sandbox_sdk.py to keep it faithful to Mistral's contract.
 
 Modules: ``server`` (HTTP plumbing, SandboxServer), ``api`` (the operations and
 control endpoints), ``replies`` (response bodies), ``state`` (workspaces, request
-log), ``faults`` (injected failures), ``seed`` (deterministic starting inventory).
+log), ``faults`` (injected failures, the per-key rate limiter), ``seed``
+(deterministic starting inventory), ``cli`` (``python -m models_admin.sandbox`` and
+``manage.py sandbox``, which need no settings or secrets).
+
+Real-world faults it can show: ``rate_limit`` (429 with Retry-After and
+x-ratelimit-*), ``fail_status`` 520-524 (Cloudflare's HTML pages), ``drop_fields``
+(a 2xx missing fields, after the change was made), ``POST /_sandbox/odd-cards``
+(cards with null or missing fields, an unknown type, no id), and 405 JSON for any
+method it does not serve.
 """
 
 from __future__ import annotations

@@ -5,12 +5,17 @@ shapes) and the control endpoints. No sockets here: ``server`` does the HTTP.
 Each ``/v1/...`` request goes through these steps, in this order:
 
  1. recorded in ``state.requests`` (key fingerprint only, never the key);
+ 1b. rate limit (``faults.rate_limit`` requests/s per key, a token bucket): over it,
+    the answer is 429 with ``Retry-After``, ``retry-after-ms`` and ``x-ratelimit-*``
+    (every answer carries ``x-ratelimit-*`` while a limit is set), and steps 4-10 are
+    skipped;
  2. ``faults.latency_ms`` sleep;
  3. hang: sleep ``hang_s`` if ``hang_times`` is left (then carry on), or with
     ``hang_after`` do steps 4-10 first and sleep before answering;
  4. forced failure: ``fail_status`` if ``fail_times`` is left;
  5. random failure: ``error_status`` with probability ``error_rate``;
  6. malformed 200 body if ``malformed_times`` is left (nothing is changed);
+ 6b. (after step 10) ``drop_fields`` are left out of a 200 answer that matches;
  7. routing: an unknown path is the gateway's 404 ``no Route matched``, whatever the key;
  8. auth: 401 unless ``Authorization: Bearer sandbox-...``;
  9. method: 405 ``{"detail": "Method Not Allowed"}`` on a known path;
@@ -34,7 +39,10 @@ Sandbox semantics where the real API's are undocumented:
 Control endpoints under ``/_sandbox/`` (no auth, not recorded, never faulted):
 ``GET health``, ``GET|POST|DELETE faults``, ``POST reset``, ``GET requests``, and
 ``POST models`` (a card for the caller's workspace; missing card fields are filled
-in with realistic defaults unless ``?raw=1``).
+in with realistic defaults unless ``?raw=1``), and ``POST odd-cards`` (adds to the
+caller's workspace one card of each contract breach the dashboard must survive:
+``job: null``, no ``root``, ``archived: "yes"``, an unknown ``type`` with unknown
+fields, and a card without an ``id``; answers the cards added).
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from models_admin.sandbox import seed
+from models_admin.sandbox.faults import FaultPlan
 from models_admin.sandbox.replies import (
     HTML,
     JSON,
@@ -59,6 +68,7 @@ from models_admin.sandbox.replies import (
     no_route,
     not_found,
     object_error,
+    rate_limited,
     text_reply,
     unauthorized,
     validation_error,
@@ -81,6 +91,7 @@ CONTROL_ROUTES: Final[dict[str, tuple[str, ...]]] = {
     "reset": ("POST",),
     "requests": ("GET",),
     "models": ("POST",),
+    "odd-cards": ("POST",),
 }
 
 
@@ -146,7 +157,11 @@ def serve_api(
             peer=request.peer,
         )
     )
-    plan = state.faults.plan(request.method, request.path)
+    admitted = state.faults.admit(fingerprint(request.key) if request.key is not None else "")
+    if admitted is None or admitted[0]:
+        plan = state.faults.plan(request.method, request.path)
+    else:  # refused on arrival: no other fault is spent on it
+        plan = FaultPlan(latency_s=state.faults.latency_ms / 1000)
     generation = state.generation
     sleep(plan.latency_s)
     if not plan.hang_after:
@@ -154,7 +169,9 @@ def serve_api(
     if state.generation != generation:
         return None  # the state was reset while this request slept: drop it
     route = match_route(request.path)
-    if plan.error_status is not None:
+    if admitted is not None and not admitted[0]:
+        reply = rate_limited(admitted[1])
+    elif plan.error_status is not None:
         reply = fault_reply(plan)
     elif plan.malformed is not None:
         reply = malformed_reply(plan.malformed, route)
@@ -165,10 +182,25 @@ def serve_api(
     elif request.method not in route.allowed:
         reply = method_not_allowed(route.allowed)
     else:
-        reply = operation(state.workspace(key), request, route)
+        reply = without_fields(operation(state.workspace(key), request, route), plan.drop_fields)
+    if admitted is not None:
+        for name, value in admitted[1].items():
+            reply.headers.setdefault(name, value)
     if plan.hang_after:
         sleep(plan.hang_s)
     return reply
+
+
+def without_fields(reply: Reply, names: tuple[str, ...]) -> Reply:
+    """``reply`` with ``names`` left out of its object (or of each card of a list)."""
+    if not names or reply.status != 200:
+        return reply
+    payload = json.loads(reply.body)
+    items = payload.get("data") if payload.get("object") == "list" else [payload]
+    for item in items if isinstance(items, list) else []:
+        for name in names:
+            item.pop(name, None)
+    return json_reply(200, payload)
 
 
 def malformed_reply(kind: str, route: Route | None) -> Reply:
@@ -291,6 +323,8 @@ def serve_control(state: SandboxState, request: Incoming) -> Reply:
         return json_reply(200, {"ok": True})
     if endpoint == "requests":
         return json_reply(200, [recorded.to_json() for recorded in list(state.requests)])
+    if endpoint == "odd-cards":
+        return _add_odd_cards(state, request)
     payload, problem = _json_object(request.body)
     if endpoint == "faults":
         if request.method == "DELETE":
@@ -316,6 +350,41 @@ def serve_control(state: SandboxState, request: Incoming) -> Reply:
     except ValueError as exc:
         return json_reply(400, {"detail": str(exc)})
     return json_reply(200, card)
+
+
+def _add_odd_cards(state: SandboxState, request: Incoming) -> Reply:
+    key = request.sandbox_key
+    if key is None:
+        return unauthorized()
+    workspace = state.workspace(key)
+    cards = odd_cards(workspace)
+    for card in cards:
+        if "id" in card:
+            workspace.put(card)
+        else:
+            workspace.put_without_id(card)
+    return json_reply(200, cards)
+
+
+def odd_cards(workspace: Workspace) -> list[dict[str, Any]]:
+    """One card per contract breach (see the module docstring), with fresh ids."""
+
+    def card(name: str, **changes: Any) -> dict[str, Any]:
+        job = str(uuid.uuid4())
+        model_id = f"ft:open-mistral-7b:{workspace.organization_hex}:20260101:{job[:8]}"
+        return {**complete_card(workspace, {"id": model_id, "job": job, "name": name}), **changes}
+
+    no_root, no_id = card("odd-no-root"), card("odd-no-id")
+    del no_root["root"], no_id["id"]
+    unknown = card("odd-unknown-type", type="voice-agent", voices=["alto"])
+    unknown["id"] = f"voice-{unknown['job'][:8]}"
+    return [
+        card("odd-null-job", job=None),
+        no_root,
+        card("odd-archived-yes", archived="yes"),
+        unknown,
+        no_id,
+    ]
 
 
 def _json_object(body: bytes) -> tuple[dict[str, Any] | None, str]:

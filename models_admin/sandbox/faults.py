@@ -7,9 +7,12 @@ The order in which a request meets them is in ``api``.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
@@ -27,6 +30,38 @@ class FaultPlan:
     error_body: Any = None
     retry_after: str | None = None
     malformed: str | None = None
+    drop_fields: tuple[str, ...] = ()
+
+
+class RateLimiter:
+    """A token bucket per key: ``rate`` requests per second, bursts of up to
+    ``max(1, rate)``. Driven by an injectable clock, so tests decide by counts."""
+
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill)
+
+    def admit(self, key: str) -> tuple[bool, dict[str, str]]:
+        """Whether a request of ``key`` may pass now (taking a token), and the
+        ``x-ratelimit-*`` headers (plus ``Retry-After`` and ``retry-after-ms`` when not)."""
+        now = self.clock()
+        tokens, at = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + max(0.0, now - at) * self.rate)
+        allowed = tokens >= 1
+        if allowed:
+            tokens -= 1
+        self._buckets[key] = (tokens, now)
+        headers = {
+            "x-ratelimit-limit-req-second": f"{self.rate:g}",
+            "x-ratelimit-remaining-req-second": str(math.floor(tokens)),
+        }
+        if not allowed:
+            wait = (1 - tokens) / self.rate
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
+        return allowed, headers
 
 
 def is_int(value: object) -> bool:
@@ -83,7 +118,17 @@ class Faults:
     hang_after: bool = False
     match: str | None = None
     seed: int = 0
+    # Requests per second per key (token bucket, see RateLimiter); 0 = no limit. Over
+    # it, a request is answered 429 on arrival, before any other fault.
+    rate_limit: float = 0.0
+    # Fields left out of every successful answer (of each card, in a list) to requests
+    # that match ``match``; the operation itself happens. Shows a 2xx that breaks the
+    # contract after the change was made (e.g. ["workspace_id"] or ["archived"] on PATCH).
+    drop_fields: list[str] = field(default_factory=list)
 
+    # The rate limiter's clock: tests replace it to count instead of waiting.
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
+    _limiter: RateLimiter | None = field(default=None, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -99,7 +144,9 @@ class Faults:
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls) if not f.name.startswith("_"))
+        return tuple(
+            f.name for f in fields(cls) if not f.name.startswith("_") and f.name != "clock"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.field_names()}
@@ -116,9 +163,19 @@ class Faults:
                 )
             if "error_rate" in cleaned or "seed" in cleaned:
                 self._rng.seed(self.seed)
+            if "rate_limit" in cleaned:
+                # Always a fresh bucket: setting the limit (again) starts every key full.
+                self._limiter = (
+                    RateLimiter(self.rate_limit, lambda: self.clock()) if self.rate_limit else None
+                )
 
     def clear(self) -> None:
         self.set(**self._baseline)
+
+    def admit(self, key: str) -> tuple[bool, dict[str, str]] | None:
+        """The rate limiter's verdict for a request of ``key`` (None: no limit set)."""
+        with self._lock:
+            return None if self._limiter is None else self._limiter.admit(key)
 
     def plan(self, method: str, path: str) -> FaultPlan:
         """Decide, and consume one-shot counters for, the request ``METHOD path``."""
@@ -146,6 +203,7 @@ class Faults:
                 error_body=self.fail_body,
                 retry_after=self.retry_after,
                 malformed=malformed,
+                drop_fields=tuple(self.drop_fields) if matches else (),
             )
 
     def _validate(self, changes: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +225,7 @@ class Faults:
                 if not isinstance(value, bool):
                     raise ValueError(f"hang_after must be true or false, got {value!r}")
                 cleaned[name] = value
-            elif name == "hang_s":
+            elif name in {"hang_s", "rate_limit"}:
                 cleaned[name] = _check_seconds(name, value)
             elif name == "error_rate":
                 if not _is_number(value) or not 0 <= value <= 1:
@@ -190,6 +248,10 @@ class Faults:
                 if value is not None and not isinstance(value, str):
                     raise ValueError(f"retry_after must be a string or null, got {value!r}")
                 cleaned[name] = value
+            elif name == "drop_fields":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError(f"drop_fields must be a list of field names, got {value!r}")
+                cleaned[name] = list(value)
             elif name == "malformed_kind":
                 if value not in MALFORMED_KINDS:
                     raise ValueError(

@@ -22,6 +22,17 @@ GATEWAY_TEXTS: Final = {
     503: "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
     504: "upstream request timeout",
 }
+# Cloudflare's own error pages (api.mistral.ai sits behind it): status, title, what happened.
+CLOUDFLARE_ERRORS: Final = {
+    520: (
+        "Web server is returning an unknown error",
+        "the origin sent an empty or unexpected response",
+    ),
+    521: ("Web server is down", "the origin refused the connection"),
+    522: ("Connection timed out", "the origin did not complete the TCP handshake"),
+    523: ("Origin is unreachable", "Cloudflare could not route to the origin"),
+    524: ("A timeout occurred", "the origin accepted the request but did not answer in time"),
+}
 MAINTENANCE_PAGE: Final = (
     "<!DOCTYPE html>\n<html><head><title>Maintenance</title></head>"
     "<body><h1>We'll be back soon</h1><p>The API is undergoing maintenance.</p></body></html>\n"
@@ -80,8 +91,32 @@ def validation_error(errors: list[dict[str, Any]]) -> Reply:
     return json_reply(422, {"detail": errors}, content_type=JSON_UTF8)
 
 
+def cloudflare_page(status: int) -> Reply:
+    """Cloudflare's HTML error page for 520-524, with its ``cf-ray`` header."""
+    title, cause = CLOUDFLARE_ERRORS[status]
+    ray = secrets.token_hex(8)
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en-US"><head><title>api.mistral.ai | {status}: {title}'
+        f'</title></head><body><div id="cf-wrapper"><h1>{title} <span>Error code {status}'
+        f"</span></h1><p>What happened? {cause}.</p><p>Cloudflare Ray ID: <strong>{ray}"
+        "</strong></p></div></body></html>\n"
+    )
+    reply = text_reply(status, page, content_type=HTML)
+    reply.headers["cf-ray"] = f"{ray}-CDG"
+    return reply
+
+
+def rate_limited(headers: dict[str, str]) -> Reply:
+    """The 429 of the sandbox's rate limiter (``headers``: Retry-After and x-ratelimit-*)."""
+    reply = default_error(429)
+    reply.headers.update(headers)
+    return reply
+
+
 def default_error(status: int) -> Reply:
     """The body the real API most plausibly sends for ``status`` (see the reference's Errors)."""
+    if status in CLOUDFLARE_ERRORS:
+        return cloudflare_page(status)
     if status == 401:
         return unauthorized()
     if status == 422:

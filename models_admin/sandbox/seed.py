@@ -8,6 +8,12 @@ ids and names. Values follow the reference's "ID formats and example values":
 
     ft:<root>:<8 hex per account>:<YYYYMMDD of created, UTC>:<first 8 hex of job>
     ft:classifier:<root>:<8 hex per account>:<YYYYMMDD>:<first 8 hex of job>
+    ft:<root>:<8 hex per account>:<YYYYMMDD>:<suffix>:<first 8 hex of job>
+
+The last form is a job created with a user ``suffix`` (the retired job API had one;
+see the reference's "Suffix" row): about one completion model in eight has one,
+chosen by its job id and taken from its name, so no extra random draw shifts the rest
+of the inventory.
 
 Cards are plain JSON dicts shaped exactly like ``BaseModelCard`` / ``FTModelCard``.
 What the update response needs beyond a card (workspace id, root version,
@@ -374,11 +380,29 @@ def base_cards() -> list[dict[str, Any]]:
 
 
 def fine_tuned_id(
-    *, root: str, organization_hex: str, created: int, job: str, classifier: bool
+    *,
+    root: str,
+    organization_hex: str,
+    created: int,
+    job: str,
+    classifier: bool,
+    suffix: str | None = None,
 ) -> str:
     day = datetime.fromtimestamp(created, tz=UTC).strftime("%Y%m%d")
     prefix = "ft:classifier:" if classifier else "ft:"
-    return f"{prefix}{root}:{organization_hex}:{day}:{job[:8]}"
+    middle = f"{suffix}:" if suffix else ""
+    return f"{prefix}{root}:{organization_hex}:{day}:{middle}{job[:8]}"
+
+
+def user_suffix(job: str, name: str | None) -> str | None:
+    """The suffix a user gave the job, for about one job in eight: the name without
+    its version (``support-triage-v3`` gives ``support-triage``), at most 18 characters."""
+    if name is None or int(job[:2], 16) % 8:
+        return None
+    words = (name.rsplit("-", 1)[0] if "-" in name else name).split("-")
+    while len(words) > 1 and len("-".join(words)) > 18:
+        words.pop()
+    return "-".join(words)[:18] or None
 
 
 def fine_tuned_card(
@@ -394,6 +418,7 @@ def fine_tuned_card(
     archived: bool = False,
     function_calling: bool = False,
     completion_fim: bool = False,
+    suffix: str | None = None,
 ) -> dict[str, Any]:
     """An FTModelCard as ``GET /v1/models`` returns it."""
     if classifier:
@@ -411,6 +436,7 @@ def fine_tuned_card(
             created=created,
             job=job,
             classifier=classifier,
+            suffix=suffix,
         ),
         "object": "model",
         "created": created,
@@ -526,6 +552,7 @@ def inventory(api_key: str, count: int) -> Inventory:
             archived=rng.random() < ARCHIVED_SHARE,
             function_calling=root in _FUNCTION_CALLING_ROOTS and rng.random() < 0.5,
             completion_fim=root.startswith("codestral"),
+            suffix=None if classifier else user_suffix(job, name),
         )
         # Same root, day and job prefix is astronomically rare, but ids must be unique.
         if card["id"] in seen:

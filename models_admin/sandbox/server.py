@@ -17,10 +17,11 @@ from typing import Any, Final, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 from models_admin.sandbox import api
-from models_admin.sandbox.replies import Reply, no_route, text_reply
+from models_admin.sandbox.replies import Reply, method_not_allowed, no_route, text_reply
 from models_admin.sandbox.state import SandboxState
 
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+SERVED_METHODS: Final = ("GET", "POST", "PATCH", "DELETE")
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -69,6 +70,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     do_POST = do_PATCH = do_DELETE = do_PUT = do_HEAD = do_OPTIONS = do_GET
+
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers a method without a do_* handler (TRACE, CONNECT, PROPFIND...)
+        # with its own 501 HTML page; the API answers 405 JSON, as for any method it
+        # does not serve on a route.
+        if name.startswith("do_"):
+            return self._refuse_method
+        raise AttributeError(name)
+
+    def _refuse_method(self) -> None:
+        try:
+            self._read_body()
+        except ValueError:
+            self.close_connection = True
+        self._send(method_not_allowed(SERVED_METHODS))
 
     # -- plumbing
 
@@ -164,10 +180,13 @@ class SandboxServer:
         *,
         models: int = 40,
         latency_ms: int = 0,
+        rate_limit: float = 0.0,
         record_limit: int | None = None,
         access_log: TextIO | None = None,
     ) -> None:
-        self.state = SandboxState(models=models, latency_ms=latency_ms, record_limit=record_limit)
+        self.state = SandboxState(
+            models=models, latency_ms=latency_ms, rate_limit=rate_limit, record_limit=record_limit
+        )
         self._httpd = _HTTPServer((host, port), self.state, access_log)
         bound_host, bound_port = self._httpd.server_address[:2]
         shown = bound_host if isinstance(bound_host, str) else bound_host.decode()

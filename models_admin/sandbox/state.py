@@ -81,6 +81,12 @@ class Workspace:
             self.models[model_id] = card
             self._live_created.discard(model_id)
 
+    def put_without_id(self, card: dict[str, Any]) -> None:
+        """Add a card that has no usable ``id`` (a contract breach to show): listed, but
+        no route can name it."""
+        with self._lock:
+            self.models[f"\x00no-id-{len(self.models)}"] = card
+
     def get(self, model_id: str) -> dict[str, Any] | None:
         with self._lock:
             return self.models.get(model_id)
@@ -215,13 +221,18 @@ class SandboxState:
     """All workspaces, the faults and the request log of one sandbox server."""
 
     def __init__(
-        self, *, models: int = 40, latency_ms: int = 0, record_limit: int | None = None
+        self,
+        *,
+        models: int = 40,
+        latency_ms: int = 0,
+        rate_limit: float = 0.0,
+        record_limit: int | None = None,
     ) -> None:
         if models < 0:
             raise ValueError("models must be >= 0")
         self.models = models
         self.record_limit = record_limit
-        self.faults = Faults(latency_ms=latency_ms)
+        self.faults = Faults(latency_ms=latency_ms, rate_limit=rate_limit)
         self.requests: list[RecordedRequest] = []
         self._workspaces: dict[str, Workspace] = {}
         self.generation = 0  # bumped by reset()
