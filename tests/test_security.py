@@ -41,7 +41,7 @@ def fresh(user: User) -> User:
 
 
 def last_entry() -> AuditEntry:
-    return AuditEntry.objects.order_by("-seq").first()  # type: ignore[return-value]
+    return AuditEntry.objects.order_by("-seq").first()
 
 
 class TestNoTakeoverOfMorePrivilegedAccounts:
