@@ -19,7 +19,7 @@ class ModelsAdminConfig(AppConfig):
         crypto.check_keys()
         post_migrate.connect(_sync_roles, sender=self, dispatch_uid="models_admin.sync_roles")
         signals.connect()
-        checks.register()
+        checks.register_checks()
 
 
 def _sync_roles(**kwargs: Any) -> None:
