@@ -85,7 +85,7 @@ class TestAuditRoleCheck:
         with pytest.raises(DatabaseError, match="must be owner"), transaction.atomic():
             sql(f"DROP TRIGGER {TABLE}_no_change ON {TABLE}")
         with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
-            sql(f"DELETE FROM {TABLE}")
+            sql(f"DELETE FROM {TABLE}")  # noqa: S608
         sql("RESET ROLE")
         assert AuditEntry.objects.count() == 1
 
