@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import DataError, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -183,14 +183,15 @@ def _lock_head() -> AuditChainHead:
     return head
 
 
-def _make_storable(entry: AuditEntry) -> None:
-    """Every string and JSON field as the database will store it (see storable.py)."""
+def _make_storable(entry: AuditEntry, *, escape: bool = False) -> None:
+    """Every string and JSON field as the database will store it (see storable.py);
+    with ``escape``, also every non-ASCII character as a backslash escape."""
     for field in AuditEntry._meta.concrete_fields:
         value = getattr(entry, field.attname)
         if isinstance(value, str):
-            setattr(entry, field.attname, storable.text(value, field.max_length))
+            setattr(entry, field.attname, storable.text(value, field.max_length, escape=escape))
         elif isinstance(value, dict | list):
-            setattr(entry, field.attname, storable.json_value(value))
+            setattr(entry, field.attname, storable.json_value(value, escape=escape))
 
 
 def append(
@@ -215,39 +216,48 @@ def append(
     """Append one entry to the chain and commit it. ``system`` names a non-human actor."""
     user = actor.user if actor else None
     role = (actor.role or roles.role_of(user)) if actor and user else None
+    entry = AuditEntry(
+        kind=kind,
+        attempt=attempt,
+        actor=user,
+        actor_pk=user.pk if user else None,
+        actor_username=user.get_username() if user else system,
+        actor_email=user.email if user else "",
+        actor_role=role.value if role else "",
+        action=action,
+        target_id=target_id,
+        target_name=target_name or "",
+        before=before,
+        changes=changes or {},
+        details=details or {},
+        reason=reason,
+        outcome=outcome,
+        upstream_status=upstream_status,
+        message=message,
+        ip=actor.ip if actor else None,
+        user_agent=actor.user_agent if actor else "",
+        request_id=actor.request_id if actor else "",
+        upstream_request_id=upstream_request_id or "",
+        credential_id=credential.pk if credential else None,
+        credential_masked=credential.key_masked if credential else "",
+        hash_version=HASH_VERSION,
+    )
+    _make_storable(entry)
+    try:
+        return _insert(entry)
+    except DataError:
+        # A value the database refused for a reason storable.text did not foresee: the
+        # entry is still written, with every string escaped to ASCII.
+        _make_storable(entry, escape=True)
+        return _insert(entry)
+
+
+def _insert(entry: AuditEntry) -> AuditEntry:
+    """Link the entry to the chain head, hash it and save it, in one transaction."""
     with transaction.atomic():
         head = _lock_head()
-        entry = AuditEntry(
-            seq=head.seq + 1,
-            created_at=timezone.now(),
-            kind=kind,
-            attempt=attempt,
-            actor=user,
-            actor_pk=user.pk if user else None,
-            actor_username=user.get_username() if user else system,
-            actor_email=user.email if user else "",
-            actor_role=role.value if role else "",
-            action=action,
-            target_id=target_id,
-            target_name=target_name or "",
-            before=before,
-            changes=changes or {},
-            details=details or {},
-            reason=reason,
-            outcome=outcome,
-            upstream_status=upstream_status,
-            message=message,
-            ip=actor.ip if actor else None,
-            user_agent=actor.user_agent if actor else "",
-            request_id=actor.request_id if actor else "",
-            upstream_request_id=upstream_request_id or "",
-            credential_id=credential.pk if credential else None,
-            credential_masked=credential.key_masked if credential else "",
-            prev_hash=head.hash,
-            hash_version=HASH_VERSION,
-        )
-        _make_storable(entry)
-        entry.hash = entry_hash(_hash_values(entry, attempt.seq if attempt else None))
+        entry.seq, entry.prev_hash, entry.created_at = head.seq + 1, head.hash, timezone.now()
+        entry.hash = entry_hash(_hash_values(entry, entry.attempt.seq if entry.attempt else None))
         entry.save()
         head.seq, head.hash = entry.seq, entry.hash
         head.save(update_fields=["seq", "hash"])

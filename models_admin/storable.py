@@ -11,6 +11,7 @@ stores.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -20,23 +21,25 @@ REPLACEMENT = "\ufffd"
 _REFUSED = re.compile("[\x00\ud800-\udfff]")
 
 
-def text(value: str, max_length: int | None = None) -> str:
+def text(value: str, max_length: int | None = None, *, escape: bool = False) -> str:
     """``value`` as the database will store it: refused characters replaced, and cut
-    to ``max_length`` characters (the last one "…") when longer."""
-    cleaned = _REFUSED.sub(REPLACEMENT, value)
+    to ``max_length`` characters (the last one "…", or "..." when escaping) when
+    longer. ``escape``: the string as a JSON string's inside (control and non-ASCII
+    characters as ``\\uXXXX``), the last resort when a database refused a value anyway."""
+    cleaned = json.dumps(value)[1:-1] if escape else _REFUSED.sub(REPLACEMENT, value)
     if max_length is not None and len(cleaned) > max_length:
-        cleaned = cleaned[: max_length - 1] + "…"
+        cleaned = cleaned[: max_length - 3] + "..." if escape else cleaned[: max_length - 1] + "…"
     return cleaned
 
 
-def json_value(value: Any) -> Any:
+def json_value(value: Any, *, escape: bool = False) -> Any:
     """A JSON value (keys included) with every string cleaned by ``text``, uncut."""
     if isinstance(value, str):
-        return text(value)
+        return text(value, escape=escape)
     if isinstance(value, dict):
-        return {text(str(k)): json_value(v) for k, v in value.items()}
+        return {text(str(k), escape=escape): json_value(v, escape=escape) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_value(v) for v in value]
+        return [json_value(v, escape=escape) for v in value]
     return value
 
 

@@ -5,6 +5,7 @@ NUL); run them with DATABASE_URL=postgres://..."""
 from __future__ import annotations
 
 import io
+import re
 
 import httpx
 import pytest
@@ -188,3 +189,20 @@ class TestOddCards:
 
         assertContains(detail, str(10**12))
         assert listing.status_code == 200
+
+
+@pytest.mark.postgres
+class TestTheLastResort:
+    @pytest.fixture(autouse=True)
+    def _postgresql_only(self):
+        if connection.vendor != "postgresql":
+            pytest.skip("needs PostgreSQL (run with DATABASE_URL=postgres://...)")
+
+    def test_an_entry_the_database_refuses_is_written_escaped(self, alice, monkeypatch):
+        # As if storable.text missed a character PostgreSQL refuses.
+        monkeypatch.setattr(storable, "_REFUSED", re.compile("(?!)"))
+
+        audit.event(actor=audit.Actor(alice), action=Action.MODEL_UPDATE, target_name=NUL_NAME)
+
+        assert AuditEntry.objects.get().target_name == "evil\\u0000name"
+        assert audit.verify_chain().ok
