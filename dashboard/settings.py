@@ -320,6 +320,13 @@ FIELD_ENCRYPTION_KEYS = [
 ]
 # Keys the audit log's hash chain (HMAC-SHA256). Every app host must share it.
 AUDIT_HMAC_KEY = env_secret("AUDIT_HMAC_KEY")
+# Set-password links (Team page) work once, for this many hours.
+PASSWORD_LINK_HOURS = env_int("PASSWORD_LINK_HOURS", 24)
+PASSWORD_RESET_TIMEOUT = PASSWORD_LINK_HOURS * 3600
+# Signs the audit checkpoints (checkpoints.py); AUDIT_HMAC_KEY when empty.
+AUDIT_CHECKPOINT_KEY = env_str("AUDIT_CHECKPOINT_KEY")
+# Checkpoints are also written here as files when set (e.g. a mount the app can't delete from).
+AUDIT_CHECKPOINT_DIR = env_str("AUDIT_CHECKPOINT_DIR")
 # Bulk actions run this many upstream calls at once.
 BULK_CONCURRENCY = env_int("BULK_CONCURRENCY", 8)
 # Cached model inventories (per API key) live this long; the user's own changes drop them.

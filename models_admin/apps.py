@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -11,8 +13,18 @@ class ModelsAdminConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from models_admin import crypto, roles
+        from models_admin import checks, crypto, signals
 
         # Unusable FIELD_ENCRYPTION_KEYS stop start-up, not the first save of a key.
         crypto.check_keys()
-        post_migrate.connect(roles.sync_roles, sender=self, dispatch_uid="models_admin.sync_roles")
+        post_migrate.connect(_sync_roles, sender=self, dispatch_uid="models_admin.sync_roles")
+        signals.connect()
+        checks.register_checks()
+
+
+def _sync_roles(**kwargs: Any) -> None:
+    """The role groups get the permissions declared in code (unrecorded: see signals.py)."""
+    from models_admin import roles, signals
+
+    with signals.recorded_by_service():
+        roles.sync_roles(**kwargs)

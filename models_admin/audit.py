@@ -13,6 +13,10 @@ Services write it; nothing else does. Three kinds of entry:
 Every entry is a link of a hash chain: ``seq`` numbers have no gaps, each entry keeps
 the previous entry's hash and its own HMAC-SHA256 (keyed by AUDIT_HMAC_KEY) over all of
 its content. Appends are serialised by locking the single AuditChainHead row.
+
+Every string is stored safely (``storable``: NUL bytes and lone surrogates replaced,
+cut to its column), and hashed as stored, so a hostile name from Mistral can never
+stop an entry from being written.
 """
 
 from __future__ import annotations
@@ -31,12 +35,12 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import DataError, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from models_admin import remote, roles
+from models_admin import remote, roles, storable
 from models_admin.http import client_ip
 from models_admin.models import ApiCredential, AuditChainHead, AuditEntry
 
@@ -47,8 +51,12 @@ GENESIS = "0" * 64
 Kind, Action, Outcome = AuditEntry.Kind, AuditEntry.Action, AuditEntry.Outcome
 
 # Everything an entry says, in the order it is hashed. ``attempt`` is hashed as the
-# attempt's seq (stable across dumps and restores), ``actor`` (a link that is cleared
-# when the user is deleted) is not hashed: the actor_* snapshot is.
+# attempt's seq (stable across dumps and restores). Version 1 (the first release) left
+# the ``actor`` link out: it is cleared when the user is deleted. Version 2 hashes the
+# actor's id as ``actor_pk``, which is kept, and verify_chain checks that the link is
+# that id or nothing; ``hash_version`` itself is hashed, so an entry can't be passed off
+# as version 1. Not hashed: ``id`` (a surrogate key; links between entries are hashed
+# as seq) and ``hash``.
 HASHED_FIELDS = (
     "seq",
     "created_at",
@@ -75,6 +83,9 @@ HASHED_FIELDS = (
     "credential_masked",
     "prev_hash",
 )
+HASH_VERSION = 2
+HASHED_FIELDS_BY_VERSION = {1: HASHED_FIELDS, 2: (*HASHED_FIELDS, "actor_pk", "hash_version")}
+ALL_HASHED_FIELDS = HASHED_FIELDS_BY_VERSION[HASH_VERSION]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +126,10 @@ def _canonical(value: Any) -> str:
 
 
 def entry_hash(values: Mapping[str, Any]) -> str:
-    """HMAC-SHA256 over the hashed fields of an entry (a dict with every HASHED_FIELDS key)."""
+    """HMAC-SHA256 over the hashed fields of an entry: a dict with the fields of its
+    ``hash_version`` (HASHED_FIELDS_BY_VERSION; version 1 when the dict has none)."""
     content = {}
-    for name in HASHED_FIELDS:
+    for name in HASHED_FIELDS_BY_VERSION[values.get("hash_version") or 1]:
         value = values[name]
         if isinstance(value, datetime):
             value = value.isoformat()
@@ -127,7 +139,8 @@ def entry_hash(values: Mapping[str, Any]) -> str:
 
 
 def _hash_values(entry: AuditEntry, attempt_seq: int | None) -> dict[str, Any]:
-    values = {name: getattr(entry, name) for name in HASHED_FIELDS if name != "attempt_seq"}
+    fields = HASHED_FIELDS_BY_VERSION[entry.hash_version]
+    values = {name: getattr(entry, name) for name in fields if name != "attempt_seq"}
     values["attempt_seq"] = attempt_seq
     # JSON fields are hashed as they read back from the database.
     for name in ("before", "changes", "details"):
@@ -170,6 +183,17 @@ def _lock_head() -> AuditChainHead:
     return head
 
 
+def _make_storable(entry: AuditEntry, *, escape: bool = False) -> None:
+    """Every string and JSON field as the database will store it (see storable.py);
+    with ``escape``, also every non-ASCII character as a backslash escape."""
+    for field in AuditEntry._meta.concrete_fields:
+        value = getattr(entry, field.attname)
+        if isinstance(value, str):
+            setattr(entry, field.attname, storable.text(value, field.max_length, escape=escape))
+        elif isinstance(value, dict | list):
+            setattr(entry, field.attname, storable.json_value(value, escape=escape))
+
+
 def append(
     *,
     kind: str,
@@ -192,36 +216,48 @@ def append(
     """Append one entry to the chain and commit it. ``system`` names a non-human actor."""
     user = actor.user if actor else None
     role = (actor.role or roles.role_of(user)) if actor and user else None
+    entry = AuditEntry(
+        kind=kind,
+        attempt=attempt,
+        actor=user,
+        actor_pk=user.pk if user else None,
+        actor_username=user.get_username() if user else system,
+        actor_email=user.email if user else "",
+        actor_role=role.value if role else "",
+        action=action,
+        target_id=target_id,
+        target_name=target_name or "",
+        before=before,
+        changes=changes or {},
+        details=details or {},
+        reason=reason,
+        outcome=outcome,
+        upstream_status=upstream_status,
+        message=message,
+        ip=actor.ip if actor else None,
+        user_agent=actor.user_agent if actor else "",
+        request_id=actor.request_id if actor else "",
+        upstream_request_id=upstream_request_id or "",
+        credential_id=credential.pk if credential else None,
+        credential_masked=credential.key_masked if credential else "",
+        hash_version=HASH_VERSION,
+    )
+    _make_storable(entry)
+    try:
+        return _insert(entry)
+    except DataError:
+        # A value the database refused for a reason storable.text did not foresee: the
+        # entry is still written, with every string escaped to ASCII.
+        _make_storable(entry, escape=True)
+        return _insert(entry)
+
+
+def _insert(entry: AuditEntry) -> AuditEntry:
+    """Link the entry to the chain head, hash it and save it, in one transaction."""
     with transaction.atomic():
         head = _lock_head()
-        entry = AuditEntry(
-            seq=head.seq + 1,
-            created_at=timezone.now(),
-            kind=kind,
-            attempt=attempt,
-            actor=user,
-            actor_username=user.get_username() if user else system,
-            actor_email=user.email if user else "",
-            actor_role=role.value if role else "",
-            action=action,
-            target_id=target_id[:300],
-            target_name=(target_name or "")[:300],
-            before=before,
-            changes=changes or {},
-            details=details or {},
-            reason=reason,
-            outcome=outcome,
-            upstream_status=upstream_status,
-            message=message,
-            ip=actor.ip if actor else None,
-            user_agent=actor.user_agent if actor else "",
-            request_id=actor.request_id if actor else "",
-            upstream_request_id=(upstream_request_id or "")[:100],
-            credential_id=credential.pk if credential else None,
-            credential_masked=credential.key_masked if credential else "",
-            prev_hash=head.hash,
-        )
-        entry.hash = entry_hash(_hash_values(entry, attempt.seq if attempt else None))
+        entry.seq, entry.prev_hash, entry.created_at = head.seq + 1, head.hash, timezone.now()
+        entry.hash = entry_hash(_hash_values(entry, entry.attempt.seq if entry.attempt else None))
         entry.save()
         head.seq, head.hash = entry.seq, entry.hash
         head.save(update_fields=["seq", "hash"])
@@ -402,8 +438,9 @@ def verify_chain(*, chunk_size: int = 2000) -> ChainReport:
     """Walk the whole chain in order; report the first entry that breaks it."""
     expected_seq, prev_hash, checked = 1, GENESIS, 0
     seq_of_pk: dict[int, int] = {}
-    fields = ["pk", "attempt_id", *(f for f in HASHED_FIELDS if f != "attempt_seq"), "hash"]
-    rows = AuditEntry.objects.order_by("seq").values(*fields).iterator(chunk_size=chunk_size)
+    fields = ["pk", "attempt_id", "actor_id", *(f for f in ALL_HASHED_FIELDS if f != "attempt_seq")]
+    rows = AuditEntry.objects.order_by("seq").values(*fields, "hash").iterator(chunk_size)
+    users: set[int] | None = None  # the existing users' ids, fetched when first needed
     for row in rows:
         seq = row["seq"]
         if seq != expected_seq:
@@ -427,6 +464,13 @@ def verify_chain(*, chunk_size: int = 2000) -> ChainReport:
             return ChainReport(
                 False, checked, seq - 1, f"entry #{seq} was altered (its HMAC does not match)", seq
             )
+        if row["hash_version"] >= 2 and row["actor_id"] != row["actor_pk"]:
+            if users is None:
+                users = set(User.objects.values_list("pk", flat=True))
+            # Cleared is what deleting the user does; anything else is tampering.
+            if row["actor_id"] is not None or row["actor_pk"] in users:
+                problem = f"entry #{seq}'s actor link was changed (it must be user {row['actor_pk']} or none)"
+                return ChainReport(False, checked, seq - 1, problem, seq)
         seq_of_pk[row["pk"]] = seq
         prev_hash = row["hash"]
         expected_seq += 1

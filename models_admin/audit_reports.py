@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -66,7 +66,8 @@ def search(filters: dict[str, Any]) -> QuerySet[AuditEntry]:
         entries = entries.filter(Q(target_id__icontains=q) | Q(target_name__icontains=q))
     if since := filters.get("since"):
         entries = entries.filter(created_at__gte=datetime.combine(since, time.min, tzinfo=UTC))
-    if until := filters.get("until"):
+    # The last day a date can name bounds nothing (and has no day after it).
+    if (until := filters.get("until")) and until < date.max:
         entries = entries.filter(
             created_at__lt=datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC)
         )

@@ -3,7 +3,12 @@
 UPDATE and DELETE (and TRUNCATE on PostgreSQL) are refused by the database itself,
 whoever connects. One UPDATE is let through: clearing ``actor_id`` and nothing else,
 which is what deleting a user does (``on_delete=SET_NULL``); the entry keeps the
-actor's username, email and role, and ``actor_id`` is not part of its hash.
+actor's username, email, role and id (``actor_pk``, hashed since hash version 2, so
+verify_chain can tell the link may only be that id or nothing).
+
+Triggers stop every role, but the table's owner can drop them: run the app as a role
+that may only INSERT and SELECT this table (README, "Least privilege in the database";
+checks.py warns otherwise).
 
 Migrations install the triggers (0003_audit_triggers). A migration that adds columns to
 AuditEntry must re-install them, so that the SQLite trigger compares the new columns.

@@ -1,8 +1,10 @@
 """Logging helpers: every record carries our request id, optionally as one JSON line.
 
 Secrets never reach a log: the client never logs its Authorization header, and
-``scrub`` removes any registered secret (the decrypted API key of the current request)
-and anything shaped like a bearer token from every record, as a last line of defence.
+``scrub`` removes any registered secret (the decrypted API key of the current request),
+anything shaped like a bearer token and set-password tokens (the request log would
+otherwise show ``GET /accounts/set-password/<uid>/<token>/``) from every record, as a
+last line of defence.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ _secrets_var: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
 )
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
+# A set-password token (Django's PasswordResetTokenGenerator: base-36 time, a dash, a
+# hex HMAC), wherever it appears: the request log's path, a Referer, a traceback.
+_RESET_TOKEN = re.compile(r"(?<![0-9A-Za-z])[0-9a-z]{1,13}-[0-9a-f]{20,}(?![0-9A-Za-z])")
 
 
 @contextmanager
@@ -48,14 +53,18 @@ def register_secret(value: str) -> None:
 def scrub(text: str) -> str:
     for secret in _secrets_var.get():
         text = text.replace(secret, "[redacted]")
+    text = _RESET_TOKEN.sub("[redacted]", text)
     return _BEARER.sub(r"\1[redacted]", text)
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``record.request_id`` and scrubs secrets from the message."""
+    """Adds ``record.request_id`` and scrubs secrets from the message and the path."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        path = getattr(record, "path", None)
+        if isinstance(path, str):
+            record.path = scrub(path)
         message = record.getMessage()
         cleaned = scrub(message)
         if cleaned != message:

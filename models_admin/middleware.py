@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 
+from models_admin import signals
 from models_admin.logging import request_context
 from models_admin.views import health
 
@@ -49,7 +50,7 @@ class RequestIdMiddleware:
         request_id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
         request.id = request_id  # type: ignore[attr-defined]
         started = time.perf_counter()
-        with request_context(request_id):
+        with request_context(request_id), signals.acting_request(request):
             response = self.get_response(request)
             response["X-Request-ID"] = request_id
             duration_ms = round((time.perf_counter() - started) * 1000, 1)

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from models_admin import crypto
+from models_admin import crypto, storable
 
 
 def mask_key(api_key: str) -> str:
@@ -118,6 +118,12 @@ class AuditEntry(models.Model):
         MEMBER_REACTIVATE = "member.reactivate", "Reactivate member"
         MEMBER_PASSWORD_LINK = "member.password_link", "Issue set-password link"
         AUDIT_EXPORT = "audit.export", "Export audit log"
+        USER_CREATE = "user.create", "Create user"
+        USER_CHANGE = "user.change", "Change user"
+        USER_DELETE = "user.delete", "Delete user"
+        GROUP_CREATE = "group.create", "Create group"
+        GROUP_CHANGE = "group.change", "Change group"
+        GROUP_DELETE = "group.delete", "Delete group"
 
     class Outcome(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"
@@ -170,6 +176,12 @@ class AuditEntry(models.Model):
     credential_masked = models.CharField(max_length=16, blank=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, editable=False)
+    # Which fields the hash covers (audit.HASHED_FIELDS_BY_VERSION); entries written
+    # before version 2 keep verifying as they were written.
+    hash_version = models.PositiveSmallIntegerField(default=1, editable=False)
+    # The actor's id, hashed (version 2), kept when ``actor`` is cleared by a deletion:
+    # the link may only ever be this id or nothing.
+    actor_pk = models.BigIntegerField(null=True, blank=True, editable=False)
 
     objects = AuditQuerySet.as_manager()
 
@@ -256,8 +268,9 @@ class BulkItem(models.Model):
 
     job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="items")
     position = models.PositiveIntegerField()
-    model_id = models.CharField(max_length=300)
-    model_name = models.CharField(max_length=300, blank=True)
+    # From Mistral: stored safely (NUL bytes; names have no length limit we know of).
+    model_id = storable.StorableCharField(max_length=300)
+    model_name = storable.StorableTextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     message = models.TextField(blank=True)
 

@@ -45,7 +45,7 @@ from django.views.generic import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from models_admin import audit, roles
+from models_admin import audit, roles, signals
 
 if TYPE_CHECKING:
     from models_admin.http import AuthedRequest
@@ -167,7 +167,7 @@ def member_from_provider(*, claims: dict[str, Any], request: HttpRequest) -> Use
     actor = audit.Actor.from_request(cast("AuthedRequest", request))
     details = {"source": "identity provider", "issuer": settings.OIDC_ISSUER, "group": group}
     # The change and its audit entry commit together, or neither does.
-    with transaction.atomic():
+    with transaction.atomic(), signals.recorded_by_service():
         user, created = User.objects.get_or_create(
             username=username, defaults={"email": (email or "")[:254]}
         )

@@ -63,6 +63,7 @@ urlpatterns = [
     path("audit/deleted-models/", audit.audit_deleted, name="audit_deleted"),
     path("audit/export.csv", audit.audit_export, {"fmt": "csv"}, name="audit_export_csv"),
     path("audit/export.ndjson", audit.audit_export, {"fmt": "ndjson"}, name="audit_export_ndjson"),
+    path("audit/checkpoint/", audit.audit_checkpoint, name="audit_checkpoint"),
     path("audit/<int:seq>/", audit.audit_detail, name="audit_detail"),
     path("team/", account.team, name="team"),
     path("team/add/", account.team_add, name="team_add"),

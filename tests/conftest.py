@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
-from models_admin import audit_sql, roles
+from models_admin import audit_sql, roles, signals
 from models_admin.models import ApiCredential, AuditEntry
 from models_admin.sandbox import SandboxServer
 
@@ -46,9 +46,11 @@ CAROL_KEY = "sandbox-carol-workspace-5b2e8f04"
 
 
 def make_user(username: str, role: roles.Role | None, api_key: str | None = None) -> User:
-    user = User.objects.create_user(username, f"{username}@example.com", f"{username}-password")
-    if role is not None:
-        roles.set_role(user, role)
+    # The people of a test are its setting, not what it records (see signals.py).
+    with signals.recorded_by_service():
+        user = User.objects.create_user(username, f"{username}@example.com", f"{username}-password")
+        if role is not None:
+            roles.set_role(user, role)
     if api_key is not None:
         credential = ApiCredential(user=user)
         credential.set_key(api_key)

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
-from models_admin import audit, audit_sql, reconcile, roles
+from models_admin import audit, audit_sql, reconcile, roles, signals
 from models_admin.audit import Action, Actor, Kind, Outcome
 from models_admin.models import AppendOnlyError, AuditChainHead, AuditEntry
 from tests.conftest import ALICE_KEY, BOB_KEY, CAROL_KEY, make_user
@@ -349,8 +349,9 @@ class TestOtherChanges:
 
         bob.delete()
 
-        first, second = entries()
+        first, second, deletion = entries()
         assert first.actor is None and first.actor_username == "bob"
+        assert (deletion.action, deletion.target_id) == (Action.USER_DELETE, "bob")
         assert verify().ok
 
 
@@ -413,10 +414,15 @@ class TestAppendOnly:
             cursor.execute("UPDATE models_admin_auditentry SET actor_id = NULL WHERE seq = 1")
 
         assert AuditEntry.objects.get(seq=1).actor_id is None
+        # Allowed for a deleted user's entries; alice still exists, so the chain says so.
+        assert "actor link was changed" in verify().problem
+        with signals.recorded_by_service():
+            alice.delete()
         assert verify().ok
 
     def test_admin_is_read_only(self, client, db):
-        admin_user = User.objects.create_superuser("root", "root@example.com", "root-password")
+        with signals.recorded_by_service():
+            admin_user = User.objects.create_superuser("root", "root@example.com", "root-password")
         append_event(admin_user)
         client.force_login(admin_user)
 

@@ -478,7 +478,7 @@ class TestAddMember:
         assert not member.has_usable_password()
         assert link.startswith("http://testserver/accounts/set-password/")
         assertContains(response, f'<code id="set-password-link">{link}</code>')
-        assertContains(response, "It works once, and expires in 3 days.")
+        assertContains(response, "It works once, and expires in 24 hours.")
 
     def test_the_link_opens_a_set_password_form(self, as_alice):
         path = new_member_link(as_alice, "dave")

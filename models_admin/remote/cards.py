@@ -156,7 +156,13 @@ class ModelCard:
 
     @property
     def created_at(self) -> datetime | None:
-        return datetime.fromtimestamp(self.created, tz=UTC) if self.created is not None else None
+        """``created`` as a time; None when absent or beyond what a datetime holds."""
+        if self.created is None:
+            return None
+        try:
+            return datetime.fromtimestamp(self.created, tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
 
     @property
     def display_name(self) -> str:

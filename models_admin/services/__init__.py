@@ -27,6 +27,7 @@ from __future__ import annotations
 from models_admin.services.audit import (
     DeletedModels,
     EntryDetail,
+    audit_checkpoint,
     audit_deleted,
     audit_detail,
     audit_export,
@@ -72,6 +73,7 @@ __all__ = [
     "UndecryptableApiKey",
     "UpstreamSession",
     "audit_deleted",
+    "audit_checkpoint",
     "audit_detail",
     "audit_export",
     "audit_list",

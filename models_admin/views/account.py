@@ -73,7 +73,7 @@ def _team_page(
         "form": form,
         "role_choices": roles.Role.choices,
         "new_link": new_link,
-        "link_days": settings.PASSWORD_RESET_TIMEOUT // (24 * 60 * 60),
+        "link_hours": settings.PASSWORD_LINK_HOURS,
     }
     return render(request, "models_admin/team.html", context)
 

@@ -60,6 +60,18 @@ def audit_deleted(request: AuthedRequest) -> HttpResponse:
 
 
 @require_GET
+@requires("models_admin.view_auditentry")
+def audit_checkpoint(request: AuthedRequest) -> HttpResponse:
+    """A signed checkpoint to keep away from the server (verify_audit_chain --checkpoint)."""
+    checkpoint = services.audit_checkpoint(actor=actor(request))
+    response = HttpResponse(checkpoint.to_line() + "\n", content_type="application/json")
+    name = f"audit-checkpoint-{checkpoint.seq}.json"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
 def audit_export(request: AuthedRequest, fmt: str) -> StreamingHttpResponse:
     # The service checks the permission (and records a refused export).
     filters = forms.AuditFilterForm(request.GET).filters()
