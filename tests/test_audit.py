@@ -729,14 +729,15 @@ class TestReconcile:
         outcome = entries(kind=Kind.OUTCOME)[0]
         assert (outcome.attempt, outcome.outcome) == (attempt, verdict)
         assert outcome.credential_id == alice.api_credential.pk
-        assert outcome.message == f"Reconciled: {result.note}"
+        assert outcome.message == f"Reconciled: {result.note}."
+        assert "current state read at" in result.note
 
     @pytest.mark.parametrize(
         ("current", "verdict"),
         [
             ("triage-v5", Outcome.SUCCEEDED),
             ("triage-v4", Outcome.FAILED),
-            ("someone-elses-name", Outcome.UNKNOWN),
+            ("someone-elses-name", Outcome.UNDETERMINED),
         ],
     )
     def test_update(self, alice, sandbox, current, verdict):
@@ -749,17 +750,17 @@ class TestReconcile:
         (result,) = self.run()
 
         assert result.verdict == verdict
-        outcomes = entries(kind=Kind.OUTCOME)
-        assert [o.outcome for o in outcomes] == ([] if verdict == Outcome.UNKNOWN else [verdict])
+        assert [o.outcome for o in entries(kind=Kind.OUTCOME)] == [verdict]
 
-    def test_a_change_to_a_model_now_gone_cannot_be_told(self, alice, sandbox):
+    def test_a_change_to_a_model_now_gone_is_undetermined(self, alice, sandbox):
         self.unknown(alice, Action.MODEL_ARCHIVE, "ft:gone:a:b:c")
 
         (result,) = self.run()
 
-        assert result.verdict == Outcome.UNKNOWN
-        assert "no longer exists" in result.note
-        assert entries(kind=Kind.OUTCOME) == []
+        assert result.verdict == Outcome.UNDETERMINED
+        assert "The model is gone" in result.note
+        assert [o.outcome for o in entries(kind=Kind.OUTCOME)] == [Outcome.UNDETERMINED]
+        assert self.run() == []  # final: never looked at again
 
     def test_without_the_actors_key_mistral_cannot_be_asked(self, alice, charlie, sandbox):
         self.unknown(charlie, Action.MODEL_DELETE, fine_tuned(sandbox)["id"])
@@ -776,7 +777,7 @@ class TestReconcile:
 
         (result,) = self.run()
 
-        assert result.verdict == Outcome.UNKNOWN
+        assert result.verdict == Outcome.UNDETERMINED
         assert "account is gone" in result.note
 
     def test_a_dry_run_appends_nothing(self, alice, sandbox):
