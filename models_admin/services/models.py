@@ -196,13 +196,15 @@ def model_update(
     description: str | None,
     expected_name: str | None,
     expected_description: str | None,
+    session: UpstreamSession | None = None,
 ) -> remote.FineTunedModelCard:
     """Rename and/or re-describe a fine-tuned model (``None`` clears a field).
 
     ``expected_*`` are the values the user saw when the form opened: if the model has
     changed since, nothing is sent and EditConflict carries the current card.
-    Raises PermissionDenied, MissingApiKey, UndecryptableApiKey, NotFineTuned,
-    EditConflict or remote.ModelsApiError (ApiRejected with field errors on a 422)."""
+    ``session`` when the caller shares one. Raises PermissionDenied, MissingApiKey,
+    UndecryptableApiKey, NotFineTuned, EditConflict or remote.ModelsApiError
+    (ApiRejected with field errors on a 422)."""
     requested = {
         field: [old, new]
         for field, old, new in (
@@ -213,7 +215,7 @@ def model_update(
     }
     ask = _Ask(actor, Action.MODEL_UPDATE, model_id, changes=requested)
     ask.authorize()
-    with _changing(ask, None) as change:
+    with _changing(ask, session) as change:
         before = change.fine_tuned()
         if (before.name, before.description) != (expected_name, expected_description):
             raise EditConflict(before)
