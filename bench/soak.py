@@ -7,7 +7,8 @@ and every change attempt's final verdict is checked against the sandbox's final 
 
 The database named by DATABASE_URL is DROPPED and created again: give it a throwaway
 one. Redis is a private ``redis-server`` on a free port (never the shared one). Bounded:
-at most TOTAL requests or DEADLINE_S seconds, whichever comes first. Not part of
+TOTAL requests (more if the Redis outage outlasts them: 100 follow its end), or
+DEADLINE_S seconds. Not part of
 ``make test``; it prints its figures as JSON and exits 1 when a target is missed.
 
 Targets: 0 responses 500, 0 verdicts that the sandbox contradicts.
@@ -47,7 +48,7 @@ KEYS = (
 TIMELINE = (
     (100, "upstream 502s (10 % of calls)"),
     (250, "lost answers (changes happen, answers time out)"),
-    (280, "SIGKILL a gunicorn worker (most are mid-change then)"),
+    (280, "SIGKILL a gunicorn worker mid-change"),
     (350, "gateway timeouts (504) on changes"),
     (450, "Redis stopped for 30 s"),
 )
@@ -70,11 +71,12 @@ class Tally:
     statuses: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     count: int = 0
+    limit: int = TOTAL  # raised while Redis is down, so that requests follow its return
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next(self) -> int | None:
         with self.lock:
-            if self.count >= TOTAL:
+            if self.count >= self.limit:
                 return None
             self.count += 1
             return self.count
@@ -171,17 +173,57 @@ def _workers_of(master: int) -> list[int]:
     return [int(pid) for pid in out.stdout.split()]
 
 
+def _worker_mid_change(sandbox: Any, master: int, seen: int) -> int | None:
+    """The gunicorn worker whose change request (after the ``seen`` first recorded
+    requests) the sandbox is holding: found by the request's source port."""
+    workers = set(_workers_of(master))
+    for request in list(sandbox.state.requests)[seen:]:
+        if request.method not in ("POST", "PATCH", "DELETE"):
+            continue
+        port = request.peer.rsplit(":", 1)[1]
+        out = subprocess.run(
+            ["ss", "-tnpH", f"sport = :{port}"], capture_output=True, text=True, check=False
+        )
+        for pid in re.findall(r"pid=(\d+)", out.stdout):
+            if int(pid) in workers:
+                return int(pid)
+    return None
+
+
+def _kill_mid_change(sandbox: Any, faults: str, master: int, log: list[str]) -> None:
+    """Hold every change for 3 s (done, then no answer: the client's retries are held
+    too) and SIGKILL a worker waiting for one: its attempt is left without an outcome,
+    for reconcile_audit."""
+    httpx.post(
+        faults,
+        json={"hang_s": 3, "hang_times": 100, "hang_after": True, "match": "PATCH|POST|DELETE"},
+    )
+    time.sleep(0.3)  # changes sent before the hold have been answered by now
+    seen = len(sandbox.state.requests)
+    for _ in range(200):
+        victim = _worker_mid_change(sandbox, master, seen)
+        if victim is not None:
+            os.kill(victim, signal.SIGKILL)
+            httpx.delete(faults)
+            log.append(f"killed worker {victim} while it waited for a change's answer")
+            return
+        time.sleep(0.05)
+    victim = _workers_of(master)[0]
+    os.kill(victim, signal.SIGKILL)
+    log.append(f"killed worker {victim} (no change was in flight)")
+
+
 def _timeline(
-    tally: Tally, sandbox_url: str, gunicorn: subprocess.Popen[bytes], redis: Any, log: list[str]
+    tally: Tally, sandbox: Any, gunicorn: subprocess.Popen[bytes], redis: Any, log: list[str]
 ) -> None:
-    faults = f"{sandbox_url}/_sandbox/faults"
+    faults = f"{sandbox.url}/_sandbox/faults"
     started = time.monotonic()
     for at, what in TIMELINE:
-        while tally.count < at and tally.count < TOTAL:
+        while tally.count < at and tally.count < tally.limit:
             if time.monotonic() - started > DEADLINE_S:
                 return
             time.sleep(0.05)
-        if tally.count >= TOTAL:
+        if tally.count >= tally.limit:
             return
         log.append(f"at request {tally.count}: {what}")
         httpx.delete(faults)
@@ -194,22 +236,17 @@ def _timeline(
                 json={"hang_s": 0.7, "hang_times": 25, "hang_after": True, "match": changes},
             )
         elif at == 280:
-            changes = "PATCH|POST|DELETE"
-            httpx.post(
-                faults,
-                json={"hang_s": 0.7, "hang_times": 25, "hang_after": True, "match": changes},
-            )
-            victim = _workers_of(gunicorn.pid)[0]
-            os.kill(victim, signal.SIGKILL)
-            log.append(f"killed worker {victim}")
+            _kill_mid_change(sandbox, faults, gunicorn.pid, log)
         elif at == 350:
             httpx.post(
                 faults, json={"fail_status": 504, "fail_times": 30, "match": "POST|DELETE|PATCH"}
             )
         elif at == 450:
+            tally.limit = 10 * TOTAL  # the outage lasts OUTAGE_S, however many requests
             redis.stop()
             time.sleep(OUTAGE_S)
             redis.start()
+            tally.limit = max(TOTAL, tally.count + 100)
             log.append(f"Redis back at request {tally.count}")
 
 
@@ -339,9 +376,7 @@ def main() -> int:
                     target=_worker, args=(n, base, username, key, mine, tally, sandbox)
                 )
             )
-        control = threading.Thread(
-            target=_timeline, args=(tally, sandbox.url, gunicorn, redis, log)
-        )
+        control = threading.Thread(target=_timeline, args=(tally, sandbox, gunicorn, redis, log))
         for thread in [*threads, control]:
             thread.start()
         for thread in [*threads, control]:
