@@ -167,14 +167,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: Redis when REDIS_URL is set (shared by every worker and host), else per-process memory.
+# It is an accelerator, never a dependency (inventory.SharedInventories): a Redis that
+# refuses or hangs costs at most REDIS_TIMEOUT_SECONDS, then counts as a miss.
 REDIS_URL = env_str("REDIS_URL")
+REDIS_TIMEOUT_SECONDS = env_float("REDIS_TIMEOUT_SECONDS", 0.25)
 CACHES: dict[str, dict[str, Any]] = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+            },
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+# After a cache call fails, this process leaves the cache alone for this long.
+CACHE_PAUSE_SECONDS = env_float("CACHE_PAUSE_SECONDS", 5.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -243,14 +255,10 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Login throttling (django-axes): after 5 failures for a username from one address,
-# that pair is locked out for 15 minutes. With REDIS_URL the state lives in Redis,
-# shared by every worker and host; without it, in the database (a per-process memory
-# cache would let each worker count on its own).
-AXES_HANDLER = (
-    "axes.handlers.cache.AxesCacheHandler"
-    if REDIS_URL
-    else "axes.handlers.database.AxesDatabaseHandler"
-)
+# that pair is locked out for 15 minutes. The state lives in the database, shared by
+# every worker and host: sign-in then works while Redis is down, and an outage can
+# neither lift a lockout (fail open) nor refuse every sign-in.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

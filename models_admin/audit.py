@@ -303,8 +303,16 @@ class Attempt:
         self.actor = actor
         self.credential = credential
         self.before: dict[str, Any] | None = entry.before
+        # When ``before`` was read fresh from Mistral (not a cached card): the outcome's
+        # details say so, and reconcile_audit takes it as evidence of the state then.
+        self.before_read_at = ""
         self.sent = False  # the changing request has gone upstream
         self.outcome_entry: AuditEntry | None = None
+
+    def read_before(self, snapshot: dict[str, Any], *, fresh: bool) -> None:
+        """The card the change starts from; ``fresh`` when just read from Mistral."""
+        self.before = snapshot
+        self.before_read_at = timezone.now().isoformat() if fresh else ""
 
     def mark_sent(self) -> None:
         """Call right before the changing request: from now on a lost answer is ambiguous."""
@@ -313,6 +321,11 @@ class Attempt:
     def _resolve(self, outcome: str, **fields: Any) -> AuditEntry:
         if self.outcome_entry is not None:
             return self.outcome_entry
+        if self.before_read_at:
+            fields["details"] = {
+                "before_read_at": self.before_read_at,
+                **(fields.get("details") or {}),
+            }
         self.outcome_entry = append(
             kind=Kind.OUTCOME,
             action=self.entry.action,
@@ -332,9 +345,13 @@ class Attempt:
     ) -> AuditEntry:
         return self._resolve(Outcome.SUCCEEDED, changes=changes, message=message, **fields)
 
-    def failed_with(self, exc: BaseException) -> AuditEntry:
+    def failed(self, *, message: str, **fields: Any) -> AuditEntry:
+        return self._resolve(Outcome.FAILED, message=message, **fields)
+
+    def failed_with(self, exc: BaseException, *, note: str = "") -> AuditEntry:
         """Record how an exception ended the attempt: failed, denied, or unknown when the
-        change went upstream and its answer was lost (reconcile_audit will check)."""
+        change went upstream and its answer was lost (reconcile_audit will check;
+        ``note`` says what reading the model back showed)."""
         fields: dict[str, Any] = {}
         if isinstance(exc, remote.ModelsApiError):
             fields = {
@@ -347,7 +364,8 @@ class Attempt:
             outcome = Outcome.UNKNOWN if self.sent and lost else Outcome.FAILED
             if outcome == Outcome.UNKNOWN:
                 fields["message"] = (
-                    f"{exc.message} The change may or may not have happened; reconcile_audit will check."
+                    f"{exc.message} The change may or may not have happened{note}; "
+                    "reconcile_audit will check."
                 )
         elif isinstance(exc, PermissionDenied):
             outcome, fields = Outcome.DENIED, {"message": str(exc) or "Denied."}

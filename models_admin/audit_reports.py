@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from models_admin import audit
 from models_admin.models import AuditEntry
@@ -106,11 +106,11 @@ def page(
 
 
 def deleted_models(*, before: int | None = None) -> Page:
-    """Models deleted through the dashboard: succeeded delete attempts, newest first."""
-    entries = search(
-        {"action": AuditEntry.Action.MODEL_DELETE, "outcome": AuditEntry.Outcome.SUCCEEDED}
-    )
-    return page(entries, before=before)
+    """Models deleted through the dashboard, newest first, each once: the first delete
+    attempt of each model that succeeded (a later one can only have found it gone)."""
+    succeeded = {"action": AuditEntry.Action.MODEL_DELETE, "outcome": AuditEntry.Outcome.SUCCEEDED}
+    earlier = search(succeeded).filter(target_id=OuterRef("target_id"), seq__lt=OuterRef("seq"))
+    return page(search(succeeded).exclude(Exists(earlier)), before=before)
 
 
 def last_known_card(entry: AuditEntry) -> dict[str, Any] | None:

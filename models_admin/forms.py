@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django import forms
 from django.contrib.auth.models import User
@@ -134,17 +134,29 @@ class ModelFilterForm(forms.Form):
         )
 
 
+class _Changes(TypedDict):
+    name: str | None
+    description: str | None
+    expected_name: str | None
+    expected_description: str | None
+
+
 class ModelEditForm(forms.Form):
-    name = forms.CharField(label="Name", required=False, max_length=NAME_MAX)
+    # What the user saw when the form opened, as JSON: saving is refused if the model
+    # has changed upstream since, so nobody overwrites a change they did not see.
+    # Declared (so cleaned) first: a field left as it was is kept exactly as it was.
+    expected = forms.CharField(widget=forms.HiddenInput, max_length=20_000, strip=False)
+    # The length is checked in clean_name: a longer name set elsewhere, left as it was,
+    # must not block editing the description.
+    name = forms.CharField(
+        label="Name", required=False, widget=forms.TextInput(attrs={"maxlength": NAME_MAX})
+    )
     description = forms.CharField(
         label="Description",
         required=False,
         max_length=DESCRIPTION_MAX,
         widget=forms.Textarea(attrs={"rows": 4}),
     )
-    # What the user saw when the form opened, as JSON: saving is refused if the model
-    # has changed upstream since, so nobody overwrites a change they did not see.
-    expected = forms.CharField(widget=forms.HiddenInput, max_length=20_000, strip=False)
 
     @classmethod
     def for_card(cls, name: str | None, description: str | None) -> ModelEditForm:
@@ -163,7 +175,7 @@ class ModelEditForm(forms.Form):
         form.errors["__all__"] = form.error_class([conflict.message])
         return form
 
-    def changes(self) -> dict[str, str | None]:
+    def changes(self) -> _Changes:
         """The service's keyword arguments: the new values and the ones the user saw."""
         expected = self.cleaned_data["expected"]
         return {
@@ -183,6 +195,13 @@ class ModelEditForm(forms.Form):
 
     def clean_name(self) -> str | None:
         name: str = self.cleaned_data["name"]
+        expected: dict[str, str | None] | None = self.cleaned_data.get("expected")
+        if expected is not None and name == (expected["name"] or "").strip():
+            return expected["name"]  # left as it was: not re-sent, whatever it holds
+        if len(name) > NAME_MAX:
+            raise forms.ValidationError(
+                f"Ensure this value has at most {NAME_MAX} characters (it has {len(name)})."
+            )
         if _CONTROL.search(name):
             raise forms.ValidationError("A name can't contain line breaks or control characters.")
         return name or None

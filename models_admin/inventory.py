@@ -5,8 +5,10 @@ is ever rendered."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 
 from models_admin.remote import FineTunedModelCard, ModelCard
+
+logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 SORTS = ("name", "-name", "created", "-created", "id", "-id")
@@ -151,23 +155,92 @@ def select(inventory: Inventory, query: ModelQuery) -> Page[ModelRow]:
     return Paginator(matching(inventory, query), PAGE_SIZE).get_page(query.page)
 
 
+class SafeCache:
+    """Django's cache as an accelerator, never a dependency: a read that fails (refused,
+    timed out, frozen) is a miss, a write or delete that fails is a no-op. Failures are
+    logged at most once a minute; after one, this process leaves the cache alone for
+    CACHE_PAUSE_SECONDS (deletes are still tried: a stale entry is worse than a slow one)."""
+
+    LOG_EVERY = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
+        self._logged_at = -self.LOG_EVERY
+        self.failures = 0  # since the process started (for tests and /readyz)
+
+    def get(self, key: str) -> object | None:
+        return self._call("get", key) if not self._paused() else None
+
+    def set(self, key: str, value: object, timeout: float) -> bool:
+        return not self._paused() and self._call("set", key, value, timeout) is not _FAILED
+
+    def delete(self, key: str) -> bool:
+        return self._call("delete", key) is not _FAILED
+
+    def reset(self) -> None:
+        """Forget past failures (tests, and a process that knows the cache is back)."""
+        with self._lock:
+            self._paused_until, self._logged_at, self.failures = 0.0, -self.LOG_EVERY, 0
+
+    def _paused(self) -> bool:
+        return time.monotonic() < self._paused_until
+
+    def _call(self, method: str, *args: object) -> object:
+        try:
+            return getattr(cache, method)(*args)
+        except Exception as exc:  # any backend, any failure: the cache is optional
+            self._failed(method, exc)
+            return _FAILED
+
+    def _failed(self, method: str, exc: Exception) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.failures += 1
+            self._paused_until = now + settings.CACHE_PAUSE_SECONDS
+            if now - self._logged_at < self.LOG_EVERY:
+                return
+            self._logged_at = now
+        logger.warning(
+            "The cache failed (%s: %s); working without it. Further failures are logged "
+            "at most once a minute.",
+            method,
+            type(exc).__name__,
+        )
+
+
+_FAILED = object()
+safe_cache = SafeCache()
+
+
 class SharedInventories:
-    """Inventories in Django's cache (Redis in production, so every worker shares one
+    """Inventories in the shared cache (Redis in production, so every worker shares one
     list call), with a copy kept in this process so that a page view on a warm cache
-    does not unpickle thousands of cards.
+    does not unpickle thousands of cards. Every cache call goes through SafeCache.
 
     The shared cache holds, per API key, a small version token and the inventory
     under that token. A reader asks for the token (one small round trip) and uses its
     local copy when the token matches; otherwise it loads the inventory once. Writing
-    stores a new token; forgetting deletes it, which every process sees at once."""
+    stores a new token; forgetting deletes it, which every process sees at once. A key
+    whose forgetting failed is not read from the cache in this process until a fresh
+    inventory has been written over it."""
 
     def __init__(self, max_local: int = 16) -> None:
         self.max_local = max_local
         self._local: OrderedDict[str, tuple[str, Inventory]] = OrderedDict()
+        self._stale: set[str] = set()
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        """Drop the local copies and stale marks (tests)."""
+        with self._lock:
+            self._local.clear()
+            self._stale.clear()
+
     def get(self, key: str) -> Inventory | None:
-        token = cache.get(key)
+        if key in self._stale:
+            return None
+        token = safe_cache.get(key)
         if not isinstance(token, str):
             return None
         with self._lock:
@@ -175,7 +248,7 @@ class SharedInventories:
             if local is not None and local[0] == token:
                 self._local.move_to_end(key)
                 return local[1]
-        inventory = cache.get(f"{key}:{token}")
+        inventory = safe_cache.get(f"{key}:{token}")
         if not isinstance(inventory, Inventory):
             return None
         self._remember(key, token, inventory)
@@ -186,14 +259,17 @@ class SharedInventories:
         timeout = settings.MODEL_LIST_CACHE_SECONDS
         # The inventory first, then the token that points to it: a reader never finds
         # a token without its inventory (unless the cache evicted it: a miss).
-        cache.set(f"{key}:{token}", inventory, timeout)
-        cache.set(key, token, timeout)
-        self._remember(key, token, inventory)
+        if safe_cache.set(f"{key}:{token}", inventory, timeout) and safe_cache.set(
+            key, token, timeout
+        ):
+            self._stale.discard(key)
+            self._remember(key, token, inventory)
 
     def forget(self, key: str) -> None:
-        cache.delete(key)
         with self._lock:
             self._local.pop(key, None)
+        if not safe_cache.delete(key):
+            self._stale.add(key)
 
     def _remember(self, key: str, token: str, inventory: Inventory) -> None:
         with self._lock:

@@ -130,6 +130,9 @@ class AuditEntry(models.Model):
         FAILED = "failed", "Failed"
         DENIED = "denied", "Denied"
         UNKNOWN = "unknown", "Unknown"
+        # Final: the evidence (a read-back, later entries, the current state) cannot
+        # tell whether the change happened; reconcile_audit does not look again.
+        UNDETERMINED = "undetermined", "Undetermined"
 
     seq = models.PositiveBigIntegerField("#", unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
@@ -165,7 +168,7 @@ class AuditEntry(models.Model):
     )
     details = models.JSONField(default=dict, blank=True, editable=False)
     reason = models.TextField(blank=True, editable=False)
-    outcome = models.CharField(max_length=10, choices=Outcome.choices, editable=False)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, editable=False)
     upstream_status = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
     message = models.TextField(blank=True, editable=False)
     ip = models.GenericIPAddressField(null=True, blank=True, editable=False)

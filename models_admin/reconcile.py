@@ -1,10 +1,24 @@
-"""Resolve attempts whose outcome is unknown (``manage.py reconcile_audit``).
+"""Resolve attempts whose outcome is unknown (``manage.py reconcile_audit``) from all the
+evidence, never guessing.
 
-An attempt is unknown when the process died between the upstream call and writing
-the outcome, or when Mistral's answer was lost (a timeout after the request went
-out). The model itself tells what happened: a deleted model is gone, an archived one
-says ``archived``, a renamed one has the new name. What is found is appended as an
-outcome entry by the ``reconcile_audit`` system actor; nothing is ever rewritten.
+An attempt is unknown when the process died between the upstream call and writing its
+outcome, or when Mistral's answer was lost and reading the model back could not settle
+it. For each one, oldest first, the evidence is weighed in this order:
+
+1. the later attempts on the same model, in order. The first one that shows the model's
+   state (the card it read fresh from Mistral before its own change, kept in its
+   outcome; or a 404 that found the model gone) shows the state right after the unknown
+   one, unless an attempt in between may have changed it. A later delete that Mistral
+   answered (200), or any later sight of the model, proves an earlier delete did not
+   happen, whatever came in between;
+2. the model's current state, read with the actor's key, only when nothing later
+   touched the model.
+
+The verdict is appended as an outcome entry by the ``reconcile_audit`` system actor and
+names its evidence (entry numbers, or "current state read at ..."). When the evidence
+cannot decide, the verdict is ``undetermined`` with the reason: final, never looked at
+again. Only a failure to ask (Mistral down, no key) leaves the attempt unknown, for
+the next run. Nothing is ever rewritten.
 """
 
 from __future__ import annotations
@@ -13,8 +27,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from models_admin import audit, remote, services
-from models_admin.models import AuditEntry
+from django.utils import timezone
+
+from models_admin import audit, outcomes, remote, services
+from models_admin.models import ApiCredential, AuditEntry
 
 Action, Outcome = AuditEntry.Action, AuditEntry.Outcome
 UPSTREAM_ACTIONS = (
@@ -24,6 +40,9 @@ UPSTREAM_ACTIONS = (
     Action.MODEL_UNARCHIVE,
 )
 SYSTEM_ACTOR = "system:reconcile_audit"
+# A state seen in the log: found (a card snapshot, or None when the model was gone).
+_Seen = tuple[bool, dict[str, Any] | None]
+_NOT_SEEN: _Seen = (False, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +50,8 @@ class Reconciled:
     attempt_seq: int
     action: str
     target_id: str
-    verdict: str  # succeeded, failed or unknown (left as it was)
-    note: str
+    verdict: str  # succeeded, failed, undetermined, or unknown (left for the next run)
+    note: str  # the verdict's reason and evidence
 
 
 def unknown_attempts(*, older_than: datetime) -> list[AuditEntry]:
@@ -42,60 +61,133 @@ def unknown_attempts(*, older_than: datetime) -> list[AuditEntry]:
     return list(audit.with_resolution(entries, outcome=Outcome.UNKNOWN).order_by("seq"))
 
 
-def _judge(
-    attempt: AuditEntry, card: remote.ModelCard | None
-) -> tuple[str, str]:  # (outcome, note)
-    if attempt.action == Action.MODEL_DELETE:
-        if card is None:
-            return Outcome.SUCCEEDED, "The model is gone from Mistral: the delete went through."
-        return Outcome.FAILED, "The model still exists on Mistral: the delete did not happen."
-    if card is None:
-        return Outcome.UNKNOWN, "The model no longer exists, so what this change did can't be told."
-    if attempt.action in (Action.MODEL_ARCHIVE, Action.MODEL_UNARCHIVE):
-        wanted = attempt.action == Action.MODEL_ARCHIVE
-        archived = bool(getattr(card, "archived", False))
-        if archived == wanted:
-            return (
-                Outcome.SUCCEEDED,
-                f"The model is {'archived' if archived else 'not archived'}, as asked.",
+def _later_attempts(attempt: AuditEntry) -> list[AuditEntry]:
+    later = AuditEntry.objects.filter(
+        kind=AuditEntry.Kind.ATTEMPT,
+        action__in=UPSTREAM_ACTIONS,
+        target_id=attempt.target_id,
+        seq__gt=attempt.seq,
+    )
+    return audit.attach_resolutions(list(audit.with_resolution(later).order_by("seq")))
+
+
+def _seen_before(entry: AuditEntry) -> _Seen:
+    """The model's state just before ``entry``, when its outcome shows it: the card it
+    read fresh from Mistral, or gone when that read answered 404."""
+    resolution: AuditEntry | None = getattr(entry, "resolution", None)
+    if resolution is None or resolution.actor_username == SYSTEM_ACTOR:
+        return _NOT_SEEN
+    if (resolution.details or {}).get("before_read_at") and resolution.before:
+        return True, resolution.before
+    if resolution.outcome == Outcome.FAILED and resolution.upstream_status == 404:
+        return True, None
+    return _NOT_SEEN
+
+
+def _answered_delete(entry: AuditEntry) -> bool:
+    """A delete that Mistral answered 200: the model existed until then."""
+    resolution: AuditEntry | None = getattr(entry, "resolution", None)
+    return (
+        entry.action == Action.MODEL_DELETE
+        and resolution is not None
+        and resolution.outcome == Outcome.SUCCEEDED
+        and resolution.upstream_status == 200
+    )
+
+
+def _may_have_changed(entry: AuditEntry) -> bool:
+    resolution: AuditEntry | None = getattr(entry, "resolution", None)
+    return resolution is None or resolution.outcome != Outcome.FAILED
+
+
+def _from_later(
+    attempt: AuditEntry, later: list[AuditEntry]
+) -> outcomes.Verdict | AuditEntry | None:
+    """The verdict that later entries prove, or the first later entry that may have
+    changed the model without showing its state (then nothing after it can be used,
+    except as proof that the model still existed)."""
+    touched: AuditEntry | None = None
+    for entry in later:
+        seen, state = _seen_before(entry)
+        existed = (seen and state is not None) or _answered_delete(entry)
+        if attempt.action == Action.MODEL_DELETE and existed:
+            how = "Mistral answered its delete" if _answered_delete(entry) else "it was read"
+            return outcomes.Verdict(
+                Outcome.FAILED,
+                f"the model still existed at entry #{entry.seq} ({how}): the delete did not happen",
             )
+        if seen and touched is None:
+            verdict = outcomes.judge(attempt.action, attempt.changes, state)
+            return outcomes.Verdict(
+                verdict.outcome,
+                f"{verdict.note}, as the state read before entry #{entry.seq} shows",
+            )
+        if touched is None and _may_have_changed(entry):
+            touched = entry
+    return touched
+
+
+def _from_current_state(
+    attempt: AuditEntry,
+) -> tuple[outcomes.Verdict, ApiCredential | None, remote.ModelCard | None]:
+    """The verdict from the model as Mistral has it now, read with the actor's key."""
+    if attempt.actor is None:
         return (
-            Outcome.FAILED,
-            f"The model is {'archived' if archived else 'not archived'}: the change did not happen.",
+            outcomes.Verdict(
+                Outcome.UNDETERMINED,
+                "no later entry shows the model, and the actor's account is gone, "
+                "so there is no key to read its current state with",
+            ),
+            None,
+            None,
         )
-    requested: dict[str, Any] = attempt.changes or {}
-    current = {field: getattr(card, field, None) for field in requested}
-    if all(current[field] == new for field, (_, new) in requested.items()):
-        return Outcome.SUCCEEDED, "The model has the requested values."
-    if all(current[field] == old for field, (old, _) in requested.items()):
-        return Outcome.FAILED, "The model still has its old values: the change did not happen."
-    return Outcome.UNKNOWN, "The model has changed again since; what this change did can't be told."
+    try:
+        session = services.upstream_session(attempt.actor)
+        read_at = timezone.now()
+        card = session.read_back(attempt.target_id)
+    except (services.ServiceError, remote.ModelsApiError) as exc:
+        return (
+            outcomes.Verdict(Outcome.UNKNOWN, f"Could not ask Mistral: {exc.message}"),
+            None,
+            None,
+        )
+    state = audit.card_snapshot(card) if card is not None else None
+    verdict = outcomes.judge(attempt.action, attempt.changes, state)
+    note = f"{verdict.note} (current state read at {read_at.isoformat(timespec='seconds')})"
+    return outcomes.Verdict(verdict.outcome, note), session.credential, card
+
+
+def _weigh(
+    attempt: AuditEntry,
+) -> tuple[outcomes.Verdict, ApiCredential | None, remote.ModelCard | None]:
+    found = _from_later(attempt, _later_attempts(attempt))
+    if isinstance(found, AuditEntry):
+        return (
+            outcomes.Verdict(
+                Outcome.UNDETERMINED,
+                f"entry #{found.seq} may have changed the model since, and no later entry "
+                "shows its state in between",
+            ),
+            None,
+            None,
+        )
+    if found is not None:
+        return found, None, None
+    return _from_current_state(attempt)
 
 
 def reconcile_unknown(*, older_than: datetime, dry_run: bool = False) -> list[Reconciled]:
-    """Check every unknown attempt older than ``older_than`` with its actor's key."""
+    """Weigh the evidence for every unknown attempt older than ``older_than``, oldest
+    first, and append each verdict (unless ``dry_run``)."""
     results = []
     for attempt in unknown_attempts(older_than=older_than):
-        verdict: str = Outcome.UNKNOWN
-        note, card, credential = "", None, None
-        if attempt.actor is None:
-            note = "The actor's account is gone, so there is no key to ask Mistral with."
-        else:
-            try:
-                session = services.upstream_session(attempt.actor)
-                credential = session.credential
-                try:
-                    card = session.api.retrieve_model(attempt.target_id)
-                except remote.ModelNotFound:
-                    card = None
-                verdict, note = _judge(attempt, card)
-            except (services.ServiceError, remote.ModelsApiError) as exc:
-                note = f"Could not ask Mistral: {exc.message}"
-        if verdict != Outcome.UNKNOWN and not dry_run:
+        verdict, credential, card = _weigh(attempt)
+        note = verdict.note[:1].upper() + verdict.note[1:]
+        if verdict.outcome != Outcome.UNKNOWN and not dry_run:
             audit.append(
                 kind=AuditEntry.Kind.OUTCOME,
                 action=attempt.action,
-                outcome=verdict,
+                outcome=verdict.outcome,
                 actor=None,
                 system=SYSTEM_ACTOR,
                 attempt=attempt,
@@ -103,8 +195,10 @@ def reconcile_unknown(*, older_than: datetime, dry_run: bool = False) -> list[Re
                 target_name=card.display_name if card else attempt.target_name,
                 before=attempt.before,
                 changes=attempt.changes,
-                message=f"Reconciled: {note}",
+                message=f"Reconciled: {note}.",
                 credential=credential,
             )
-        results.append(Reconciled(attempt.seq, attempt.action, attempt.target_id, verdict, note))
+        results.append(
+            Reconciled(attempt.seq, attempt.action, attempt.target_id, verdict.outcome, note)
+        )
     return results

@@ -15,6 +15,8 @@ from django.db import connection
 from django.utils import timezone
 
 from models_admin import audit_sql, roles, signals
+from models_admin.inventory import safe_cache
+from models_admin.inventory import shared as inventories
 from models_admin.models import ApiCredential, AuditEntry
 from models_admin.sandbox import SandboxServer
 
@@ -81,10 +83,14 @@ def charlie(db, sandbox) -> User:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
-    """Each test starts with an empty cache (cached inventories, login throttling)."""
+    """Each test starts with an empty cache (cached inventories), and with no cache
+    failure remembered from an earlier test."""
+    safe_cache.reset()
+    inventories.reset()
     cache.clear()
     yield
     cache.clear()
+    safe_cache.reset()
 
 
 @pytest.fixture(autouse=True)

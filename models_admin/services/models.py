@@ -7,17 +7,20 @@ happens (audit.attempt). ``model_apply`` runs any of the bulk actions by name.""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from models_admin import audit, remote
-from models_admin.audit import Action, Actor
+from models_admin import audit, outcomes, remote
+from models_admin.audit import Action, Actor, Outcome
 from models_admin.inventory import Inventory
 from models_admin.models import ApiCredential
 from models_admin.services.credentials import credential_get
 from models_admin.services.errors import EditConflict, NotFineTuned, ServiceError, authorize
 from models_admin.services.upstream import UpstreamSession, upstream_session
+
+T = TypeVar("T")
 
 BROWSE = "models_admin.browse_models"
 PERMISSIONS = {
@@ -77,6 +80,18 @@ class _Ask:
 
 
 @dataclass(frozen=True, slots=True)
+class _ReadBack:
+    """A change whose answer was lost, that reading the model back showed had happened."""
+
+    card: remote.ModelCard | None  # None: the model is gone
+    note: str
+
+    @property
+    def message(self) -> str:
+        return f"Confirmed by reading the model back: {self.note}."
+
+
+@dataclass(frozen=True, slots=True)
 class _Change:
     """A change under way: the session it goes through and its audit attempt."""
 
@@ -87,16 +102,55 @@ class _Change:
     def fine_tuned(self) -> remote.FineTunedModelCard:
         """The card to change from, kept as the attempt's before-snapshot.
         Raises NotFineTuned or remote.ModelsApiError."""
+        fresh = self.session.pinned_card(self.model_id) is None
         card = self.session.current_card(self.model_id)
-        self.attempt.before = audit.card_snapshot(card)
+        self.attempt.read_before(audit.card_snapshot(card), fresh=fresh)
         if not isinstance(card, remote.FineTunedModelCard):
             raise NotFineTuned()
         return card
 
-    def send(self) -> remote.ModelsApi:
-        """The client, for the changing request: from now on a lost answer is ambiguous."""
+    def send(
+        self, request: Callable[[remote.ModelsApi], T], *, changes: dict[str, Any] | None = None
+    ) -> T | _ReadBack:
+        """Send the changing request. When its answer is lost or unreadable, read the
+        model back once, before anything else: a change that happened comes back as a
+        _ReadBack (the caller records it succeeded); one that did not is recorded as
+        failed, and what the read cannot settle as unknown, and the error is raised.
+        Raises remote.ModelsApiError."""
         self.attempt.mark_sent()
-        return self.session.api
+        try:
+            return request(self.session.api)
+        except remote.ModelsApiError as exc:
+            if not (exc.ambiguous or isinstance(exc, remote.MalformedResponse)):
+                raise
+            if (confirmed := self._read_back(exc, changes)) is not None:
+                return confirmed
+            raise
+
+    def _read_back(
+        self, exc: remote.ModelsApiError, changes: dict[str, Any] | None
+    ) -> _ReadBack | None:
+        """Read the model back after ``exc`` and record a failure or an unknown outcome;
+        a success is left for the caller to record."""
+        try:
+            card = self.session.read_back(self.model_id)
+        except remote.ModelsApiError as read_error:
+            note = f" (reading the model back failed too: {read_error.message})"
+            self.attempt.failed_with(exc, note=note)
+            return None
+        state = audit.card_snapshot(card) if card is not None else None
+        verdict = outcomes.judge(self.attempt.entry.action, changes, state)
+        if verdict.outcome == Outcome.SUCCEEDED:
+            return _ReadBack(card, verdict.note)
+        if verdict.outcome == Outcome.FAILED:
+            self.attempt.failed(
+                message=f"{exc.message} Reading the model back showed {verdict.note}.",
+                upstream_status=exc.status,
+                upstream_request_id=exc.request_id or "",
+            )
+        else:
+            self.attempt.failed_with(exc, note=f" (reading the model back: {verdict.note})")
+        return None
 
 
 def _open_session(ask: _Ask) -> UpstreamSession:
@@ -142,13 +196,15 @@ def model_update(
     description: str | None,
     expected_name: str | None,
     expected_description: str | None,
+    session: UpstreamSession | None = None,
 ) -> remote.FineTunedModelCard:
     """Rename and/or re-describe a fine-tuned model (``None`` clears a field).
 
     ``expected_*`` are the values the user saw when the form opened: if the model has
     changed since, nothing is sent and EditConflict carries the current card.
-    Raises PermissionDenied, MissingApiKey, UndecryptableApiKey, NotFineTuned,
-    EditConflict or remote.ModelsApiError (ApiRejected with field errors on a 422)."""
+    ``session`` when the caller shares one. Raises PermissionDenied, MissingApiKey,
+    UndecryptableApiKey, NotFineTuned, EditConflict or remote.ModelsApiError
+    (ApiRejected with field errors on a 422)."""
     requested = {
         field: [old, new]
         for field, old, new in (
@@ -159,7 +215,7 @@ def model_update(
     }
     ask = _Ask(actor, Action.MODEL_UPDATE, model_id, changes=requested)
     ask.authorize()
-    with _changing(ask, None) as change:
+    with _changing(ask, session) as change:
         before = change.fine_tuned()
         if (before.name, before.description) != (expected_name, expected_description):
             raise EditConflict(before)
@@ -167,15 +223,30 @@ def model_update(
         if not payload:
             change.attempt.succeeded(message="Nothing to change.", target_name=before.display_name)
             return before
-        updated = change.send().update_model(model_id, **payload)
-        after = dataclasses.replace(
-            before, name=updated.name, description=updated.description, archived=updated.archived
-        )
+        asked = {field: [getattr(before, field), new] for field, new in payload.items()}
+        updated = change.send(lambda api: api.update_model(model_id, **payload), changes=asked)
+        after = _after(before, updated)
         change.attempt.succeeded(
             changes={field: [getattr(before, field), getattr(after, field)] for field in payload},
             target_name=after.display_name,
+            message=updated.message if isinstance(updated, _ReadBack) else "",
         )
     return after
+
+
+def _after(
+    before: remote.FineTunedModelCard,
+    answer: remote.UpdatedModel | remote.ArchiveResult | _ReadBack,
+) -> remote.FineTunedModelCard:
+    """The card after a change: the one read back, else ``before`` with what Mistral
+    answered."""
+    if isinstance(answer, _ReadBack):
+        return answer.card if isinstance(answer.card, remote.FineTunedModelCard) else before
+    if isinstance(answer, remote.ArchiveResult):
+        return dataclasses.replace(before, archived=answer.archived)
+    return dataclasses.replace(
+        before, name=answer.name, description=answer.description, archived=answer.archived
+    )
 
 
 def _set_archived(
@@ -189,13 +260,16 @@ def _set_archived(
         if before.archived == archived:
             change.attempt.succeeded(message="It already was.", target_name=before.display_name)
             return before
-        api = change.send()
-        result = api.archive_model(model_id) if archived else api.unarchive_model(model_id)
-        change.attempt.succeeded(
-            changes={"archived": [before.archived, result.archived]},
-            target_name=before.display_name,
+        answer = change.send(
+            lambda api: api.archive_model(model_id) if archived else api.unarchive_model(model_id)
         )
-    return dataclasses.replace(before, archived=result.archived)
+        after = _after(before, answer)
+        change.attempt.succeeded(
+            changes={"archived": [before.archived, after.archived]},
+            target_name=before.display_name,
+            message=answer.message if isinstance(answer, _ReadBack) else "",
+        )
+    return after
 
 
 def model_archive(
@@ -228,10 +302,15 @@ def model_delete(
         if not reason.strip():
             raise ServiceError("Give a reason for deleting the model.")
         before = change.fine_tuned()
-        result = change.send().delete_model(model_id)
+        answer = change.send(lambda api: api.delete_model(model_id))
+        if isinstance(answer, _ReadBack):
+            result, message, status = remote.DeleteResult(model_id, True), answer.message, None
+        elif answer.confirmed_by_retry:
+            result, message, status = answer, "Confirmed by a retry that found it gone.", None
+        else:  # Mistral answered: proof the model existed until now (reconcile_audit uses it)
+            result, message, status = answer, "", 200
         change.attempt.succeeded(
-            target_name=before.display_name,
-            message="Confirmed by a retry that found it gone." if result.confirmed_by_retry else "",
+            target_name=before.display_name, message=message, upstream_status=status
         )
     return result
 

@@ -92,13 +92,24 @@ class UpstreamSession:
         row = inventory.find(model_id) if inventory else None
         return row.card if row else None
 
+    def pinned_card(self, model_id: str) -> remote.ModelCard | None:
+        """The pinned card of a model not changed through this session since, if any."""
+        if self._pinned is None or model_id in self._changed:
+            return None
+        return self._pinned.get(model_id)
+
     def current_card(self, model_id: str) -> remote.ModelCard:
         """The card to change the model from: the pinned one, else fresh from Mistral.
         Raises remote.ModelsApiError (ModelNotFound when it is gone)."""
-        pinned = self._pinned.get(model_id) if self._pinned is not None else None
-        if pinned is not None and model_id not in self._changed:
-            return pinned
-        return self.api.retrieve_model(model_id)
+        return self.pinned_card(model_id) or self.api.retrieve_model(model_id)
+
+    def read_back(self, model_id: str) -> remote.ModelCard | None:
+        """The model as Mistral has it now, None when it is gone. Raises
+        remote.ModelsApiError."""
+        try:
+            return self.api.retrieve_model(model_id)
+        except remote.ModelNotFound:
+            return None
 
     def changed(self, model_id: str) -> None:
         """Call once a change has gone upstream: the cached inventory is out of date."""

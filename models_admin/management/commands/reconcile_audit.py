@@ -14,8 +14,10 @@ from models_admin import reconcile
 class Command(BaseCommand):
     help = (
         "Find change attempts with no known outcome (the process died mid-call, or "
-        "Mistral's answer was lost), retrieve each model with the actor's own key, and "
-        "append what was found: gone means deleted, the new values mean renamed, and so on."
+        "Mistral's answer was lost and reading the model back did not settle it), weigh "
+        "the later entries on the same model and then its current state (read with the "
+        "actor's own key), and append the verdict with its evidence: succeeded, failed, "
+        "or undetermined when the evidence cannot decide."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -34,8 +36,9 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  #{result.attempt_seq} {result.action} {result.target_id}: {result.verdict} ({result.note})"
             )
-        resolved = sum(1 for r in results if r.verdict in ("succeeded", "failed"))
+        resolved = sum(1 for r in results if r.verdict != "unknown")
+        undetermined = sum(1 for r in results if r.verdict == "undetermined")
         self.stdout.write(
-            f"{'Would resolve' if options['dry_run'] else 'Resolved'} {resolved} of {len(results)} unknown attempt(s); "
-            f"{len(results) - resolved} still unknown."
+            f"{'Would resolve' if options['dry_run'] else 'Resolved'} {resolved} of {len(results)} unknown attempt(s) "
+            f"({undetermined} undetermined); {len(results) - resolved} still unknown."
         )
