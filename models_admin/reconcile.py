@@ -23,16 +23,19 @@ the next run. Nothing is ever rewritten.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from models_admin import audit, outcomes, remote, services
 from models_admin.models import ApiCredential, AuditEntry
 
 Action, Outcome = AuditEntry.Action, AuditEntry.Outcome
+logger = logging.getLogger(__name__)
 UPSTREAM_ACTIONS = (
     Action.MODEL_DELETE,
     Action.MODEL_UPDATE,
@@ -181,24 +184,31 @@ def reconcile_unknown(*, older_than: datetime, dry_run: bool = False) -> list[Re
     first, and append each verdict (unless ``dry_run``)."""
     results = []
     for attempt in unknown_attempts(older_than=older_than):
-        verdict, credential, card = _weigh(attempt)
-        note = verdict.note[:1].upper() + verdict.note[1:]
-        if verdict.outcome != Outcome.UNKNOWN and not dry_run:
-            audit.append(
-                kind=AuditEntry.Kind.OUTCOME,
-                action=attempt.action,
-                outcome=verdict.outcome,
-                actor=None,
-                system=SYSTEM_ACTOR,
-                attempt=attempt,
-                target_id=attempt.target_id,
-                target_name=card.display_name if card else attempt.target_name,
-                before=attempt.before,
-                changes=attempt.changes,
-                message=f"Reconciled: {note}.",
-                credential=credential,
-            )
-        results.append(
-            Reconciled(attempt.seq, attempt.action, attempt.target_id, verdict.outcome, note)
-        )
+        try:
+            results.append(_settle(attempt, dry_run=dry_run))
+        except DatabaseError:
+            # One entry the database refuses must never stop the others: it stays
+            # unknown, and the next run tries it again.
+            logger.exception("Could not record a verdict for audit entry #%s", attempt.seq)
     return results
+
+
+def _settle(attempt: AuditEntry, *, dry_run: bool) -> Reconciled:
+    verdict, credential, card = _weigh(attempt)
+    note = verdict.note[:1].upper() + verdict.note[1:]
+    if verdict.outcome != Outcome.UNKNOWN and not dry_run:
+        audit.append(
+            kind=AuditEntry.Kind.OUTCOME,
+            action=attempt.action,
+            outcome=verdict.outcome,
+            actor=None,
+            system=SYSTEM_ACTOR,
+            attempt=attempt,
+            target_id=attempt.target_id,
+            target_name=card.display_name if card else attempt.target_name,
+            before=attempt.before,
+            changes=attempt.changes,
+            message=f"Reconciled: {note}.",
+            credential=credential,
+        )
+    return Reconciled(attempt.seq, attempt.action, attempt.target_id, verdict.outcome, note)

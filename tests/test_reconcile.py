@@ -12,9 +12,10 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.db import DataError
 from pytest_django.asserts import assertContains
 
-from models_admin import remote, services
+from models_admin import audit, remote, services
 from models_admin.audit import Actor, Kind, Outcome
 from models_admin.models import AuditEntry
 from tests.conftest import ALICE_KEY
@@ -200,3 +201,30 @@ class TestCurrentState:
 
         assert "0 of 1" in out and "1 still unknown" in out
         assert entries(actor_username="system:reconcile_audit") == []
+
+    def test_an_entry_the_database_refuses_never_stops_the_others(
+        self, alice, sandbox, monkeypatch
+    ):
+        first, second = fine_tuned(sandbox), fine_tuned(sandbox, archived=True)
+        for ft in (first, second):
+            lost(sandbox, happens=True)
+            with pytest.raises(remote.ApiTimeout):
+                services.model_delete(
+                    actor=Actor(alice), model_id=ft["id"], reason="x", session=pinned(alice)
+                )
+        sandbox.state.faults.clear()
+        append = audit.append
+
+        def refuse_the_first(**fields):
+            if fields.get("target_id") == first["id"]:
+                raise DataError("value refused")
+            return append(**fields)
+
+        monkeypatch.setattr(audit, "append", refuse_the_first)
+
+        reconcile()
+
+        first_entry, second_entry = entries(kind=Kind.ATTEMPT)
+        assert entries(attempt=first_entry, actor_username="system:reconcile_audit") == []
+        assert verdict_of(second_entry).outcome == Outcome.SUCCEEDED
+        assert verify().ok
