@@ -13,7 +13,6 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
-from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
@@ -21,20 +20,7 @@ from models_admin import audit, audit_sql, reconcile, roles, signals
 from models_admin.audit import Action, Actor, Kind, Outcome
 from models_admin.models import AppendOnlyError, AuditChainHead, AuditEntry
 from tests.conftest import ALICE_KEY, BOB_KEY, CAROL_KEY, make_user
-
-HTMX = {"HX-Request": "true"}
-
-
-def url(name: str, *args) -> str:
-    return reverse(f"models_admin:{name}", args=args)
-
-
-def fine_tuned(sandbox, key=ALICE_KEY, *, archived=False) -> dict:
-    return next(
-        c
-        for c in sandbox.state.workspace(key).models.values()
-        if c["type"] == "fine-tuned" and c["archived"] is archived
-    )
+from tests.helpers import HTMX, fine_tuned, url
 
 
 def delete(client, model_id: str, reason: str = "obsolete since v3", **headers):

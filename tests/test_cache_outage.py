@@ -20,7 +20,8 @@ from models_admin.audit import Kind, Outcome
 from models_admin.inventory import safe_cache
 from tests import servers
 from tests.conftest import make_user
-from tests.test_audit import HTMX, entries, fine_tuned, url
+from tests.helpers import HTMX, fine_tuned, url
+from tests.test_audit import entries
 
 pytestmark = pytest.mark.django_db
 

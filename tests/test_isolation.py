@@ -10,19 +10,13 @@ import json
 
 import pytest
 from django.test import Client
-from django.urls import reverse
 from pytest_django.asserts import assertContains
 
 from models_admin import remote, services
 from models_admin.audit import Actor
 from models_admin.sandbox import fingerprint
 from tests.conftest import ALICE_KEY, BOB_KEY
-
-HTMX = {"HX-Request": "true"}
-
-
-def url(name: str, *args) -> str:
-    return reverse(f"models_admin:{name}", args=args)
+from tests.helpers import HTMX, url
 
 
 def fine_tuned_ids(sandbox, key: str) -> set[str]:

@@ -12,7 +12,8 @@ from pytest_django.asserts import assertContains
 from models_admin import remote, services
 from models_admin.audit import Actor, Kind, Outcome
 from tests.conftest import ALICE_KEY
-from tests.test_audit import HTMX, entries, fine_tuned, url
+from tests.helpers import HTMX, fine_tuned, url
+from tests.test_audit import entries
 from tests.test_reconcile import ONE_MODEL, pinned
 
 

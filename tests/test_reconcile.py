@@ -19,7 +19,8 @@ from models_admin import audit, remote, services
 from models_admin.audit import Actor, Kind, Outcome
 from models_admin.models import AuditEntry
 from tests.conftest import ALICE_KEY
-from tests.test_audit import entries, fine_tuned, url, verify
+from tests.helpers import fine_tuned, url
+from tests.test_audit import entries, verify
 
 # Matches a change or a read of one model, never the list call.
 ONE_MODEL = r"/v1/models/|/v1/fine_tuning/models/"

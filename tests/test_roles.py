@@ -17,6 +17,7 @@ from models_admin import roles, services
 from models_admin.audit import Actor
 from models_admin.models import ApiCredential, AuditEntry
 from tests.conftest import ALICE_KEY, BOB_KEY, CAROL_KEY, make_user
+from tests.helpers import fine_tuned, url
 
 NEW_PASSWORD = "correct-horse-battery-42"
 
@@ -27,18 +28,6 @@ ALLOWED = {
     roles.Role.AUDITOR: {"browse_models"},
 }
 MODEL_PERMISSIONS = ("browse_models", "change_models", "delete_models", "manage_team")
-
-
-def url(name: str, *args) -> str:
-    return reverse(f"models_admin:{name}", args=args)
-
-
-def fine_tuned(sandbox, key: str, *, archived: bool = False) -> dict:
-    return next(
-        c
-        for c in sandbox.state.workspace(key).models.values()
-        if c["type"] == "fine-tuned" and c["archived"] is archived
-    )
 
 
 def changing_calls(sandbox) -> list:

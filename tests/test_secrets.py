@@ -16,23 +16,18 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
-from django.urls import reverse
 from django.views.debug import ExceptionReporter
 
 from models_admin import remote, services
 from models_admin.audit import Actor
 from models_admin.models import ApiCredential
 from models_admin.sandbox import fingerprint
+from tests.helpers import HTMX, url
 
 CANARY = "sandbox-SECRET-canary-9f2c41d7e8b3"
 # The sandbox refuses (401) any key that does not start with "sandbox-".
 REJECTED_CANARY = "rejected-SECRET-canary-3b8e7d1c24f9"
 CANARIES = (CANARY, REJECTED_CANARY)
-HTMX = {"HX-Request": "true"}
-
-
-def url(name: str, *args) -> str:
-    return reverse(f"models_admin:{name}", args=args)
 
 
 def leaks(text: str | bytes) -> list[str]:

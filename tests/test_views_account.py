@@ -21,14 +21,10 @@ from models_admin import roles
 from models_admin.models import ApiCredential
 from models_admin.sandbox import fingerprint
 from tests.conftest import ALICE_KEY, make_user
+from tests.helpers import HTMX, url
 
-HTMX = {"HX-Request": "true"}
 NEW_KEY = "sandbox-charlie-fresh-key-4d9b27e1"
 SOME_MODEL = "ft:open-mistral-7b:0a1b2c3d:20250101:deadbeef"
-
-
-def url(name: str, *args) -> str:
-    return reverse(f"models_admin:{name}", args=args)
 
 
 def calls(sandbox) -> list:
