@@ -260,9 +260,9 @@ class TestOtherChanges:
     )
     def test_archive_and_unarchive(self, as_alice, sandbox, action, archived):
         ft = fine_tuned(sandbox, archived=archived)
-        view = "model_archive" if action == Action.MODEL_ARCHIVE else "model_unarchive"
+        view = "model_row_archive" if action == Action.MODEL_ARCHIVE else "model_row_unarchive"
 
-        as_alice.post(url(view, ft["id"]), {"view": "row"}, headers=HTMX)
+        as_alice.post(url(view, ft["id"]), headers=HTMX)
 
         attempt, outcome = entries()
         assert attempt.action == outcome.action == action

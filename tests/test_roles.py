@@ -191,9 +191,11 @@ class TestAuditorInViews:
             ("get", "model_edit", {}),
             ("post", "model_edit", {"name": "x", "description": "", "expected": "{}"}),
             ("post", "model_archive", {}),
-            ("post", "model_archive", {"view": "row"}),
+            ("post", "model_row_archive", {}),
             ("get", "model_delete", {}),
             ("post", "model_delete", {"reason": "cleanup"}),
+            ("get", "model_row_delete", {}),
+            ("post", "model_row_delete", {"reason": "cleanup"}),
         ],
     )
     def test_it_cannot_change_anything(self, as_carol, sandbox, method, name, data):
