@@ -139,7 +139,13 @@ class ModelFilterForm(forms.Form):
 
 
 class ModelEditForm(forms.Form):
-    name = forms.CharField(label="Name", required=False, max_length=NAME_MAX)
+    # autofocus: the form is swapped in (htmx focuses it) where an Edit link was.
+    name = forms.CharField(
+        label="Name",
+        required=False,
+        max_length=NAME_MAX,
+        widget=forms.TextInput(attrs={"autofocus": True}),
+    )
     description = forms.CharField(
         label="Description",
         required=False,
@@ -218,7 +224,6 @@ class RenameForm(ModelEditForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         del self.fields["description"]
-        self.fields["name"].widget.attrs["autofocus"] = True
 
     def changes(self) -> dict[str, str | None]:
         expected = self.cleaned_data["expected"]

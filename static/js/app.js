@@ -100,11 +100,12 @@
     el.focus();
     return document.activeElement === el;
   }
-  // The control focused when a request started (or, for a poll, when its answer came).
-  var focusKey = null;
+  // The control that sent a change (controlKey), or the one focused when an answer
+  // came in (swapKey: a poll, a boosted link): after the swap, focus goes to its twin.
+  var controlKey = null, swapKey = null;
   document.addEventListener("htmx:beforeSwap", function (event) {
     var active = document.activeElement;
-    if (active && active !== document.body && event.detail.target.contains(active)) focusKey = keyOf(active);
+    swapKey = active && active !== document.body && event.detail.target.contains(active) ? keyOf(active) : null;
   });
   // After a swap, if focus fell to <body>: the first invalid field, an autofocus field,
   // the same control again (Archive becomes Unarchive), or else the new content itself.
@@ -113,10 +114,11 @@
     if (!root || !root.isConnected || root.id === "alerts" || root.id === "dialog") return;
     if (root.id === "model-table" || root.id === "audit-table") announce(summaryOf(root));
     if (root.id === "bulk-job") { var title = root.querySelector("h2"); if (title) announce(title.textContent); }
-    if (!focusLost()) return;
+    if (!focusLost()) { controlKey = null; return; }
     focusOn(root.querySelector('[aria-invalid="true"]') || root.querySelector("[autofocus]") ||
-            findByKey(root, focusKey) || root.querySelector("[data-focus-fallback]") ||
+            findByKey(root, controlKey) || findByKey(root, swapKey) ||
             root.querySelector(FOCUSABLE) || root);
+    controlKey = null;
   });
   function summaryOf(root) {
     var count = root.querySelector(".summary, .empty h2");
@@ -136,7 +138,7 @@
     if ((config.verb || "get") === "get") return;
     var control = busyControl(event);
     if (!control) return;
-    if (!focusLost()) focusKey = keyOf(document.activeElement);
+    controlKey = keyOf(control);
     event.detail.elt._busyControl = control;
     control.setAttribute("aria-busy", "true");
     if (control.tagName === "BUTTON") control.disabled = true; else control.setAttribute("aria-disabled", "true");
@@ -214,7 +216,7 @@
       if (row.dataset.modelId === id) row.remove();
     });
     // The table reloads itself (its count changes): focus goes to the count.
-    focusKey = "#model-count";
+    controlKey = "#model-count";
   });
 
   // htmx 2 swaps nothing on 4xx/5xx or network errors: say what happened.
