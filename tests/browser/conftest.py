@@ -33,6 +33,7 @@ from playwright.sync_api import (  # noqa: E402
     Error,
     Locator,
     Page,
+    ViewportSize,
     expect,
     sync_playwright,
 )
@@ -45,7 +46,7 @@ CHROMIUM_MISSING = (
     "Debian's Chromium is required: apt-get install -y chromium (see README prerequisites)"
 )
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 # Short, so a broken page fails in seconds instead of Playwright's default 30 s.
 TIMEOUT_MS = 5_000
 
@@ -83,7 +84,7 @@ def browser_log() -> BrowserLog:
 
 
 def _new_context(browser: Browser, **options) -> BrowserContext:
-    context = browser.new_context(viewport=VIEWPORT, **options)  # type: ignore[arg-type]
+    context = browser.new_context(viewport=VIEWPORT, **options)
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
     return context
@@ -240,7 +241,7 @@ AXE_MISSING = (
     f"axe-core is not installed ({AXE} is missing): run `npm ci --prefix tests/browser` "
     "(tests/browser/package.json pins the version)"
 )
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 SERIOUS = ("serious", "critical")
 
 

@@ -11,8 +11,6 @@ from playwright.sync_api import Page, expect
 
 from models_admin.models import BulkJob
 from tests.browser.conftest import (
-    BOB_KEY,
-    CAROL_KEY,
     PHONE,
     VIEWPORT,
     axe_violations,
@@ -21,6 +19,7 @@ from tests.browser.conftest import (
     sign_in,
     workspace,
 )
+from tests.conftest import BOB_KEY, CAROL_KEY
 
 pytestmark = pytest.mark.browser
 
