@@ -181,6 +181,10 @@
       return;
     }
     d.innerHTML = "";
+    // The control that opened the dialog may have gone with a swap: focus the list's count.
+    setTimeout(function () {
+      if (focusLost()) focusOn(document.getElementById("model-count") || document.querySelector("#main h1"));
+    }, 0);
   }, true);
 
   // Bulk selection: the "select all on this page" box, the count, and the button that

@@ -245,3 +245,71 @@ class TestListAndKey:
         described = field.get_attribute("aria-describedby") or ""
         texts = [page.locator(f"[id='{i}']").inner_text() for i in described.split()]
         assert any("no spaces" in t for t in texts), texts
+
+
+def unarchived_named(sandbox, count: int) -> list[dict]:
+    found = [
+        c
+        for c in workspace(sandbox).models.values()
+        if c["type"] == "fine-tuned" and not c["archived"] and c.get("name")
+    ]
+    found.sort(key=lambda c: c["created"], reverse=True)
+    return found[:count]
+
+
+class TestBulk:
+    def test_a_bulk_archive_with_the_keyboard_keeps_focus_and_the_filters(
+        self, page, live_server, alice, sandbox, settings
+    ):
+        settings.BULK_CONCURRENCY = 1
+        picked = unarchived_named(sandbox, 3)
+        sign_in(page, live_server, alice, "/models/?type=fine-tuned")
+        for card in picked:
+            press(
+                page,
+                page.get_by_role("checkbox", name=f"Select {card['name']}", exact=True),
+                "Space",
+            )
+        dialog = page.locator("#dialog")
+        title = dialog.locator("#dialog-title")
+        press(page, page.get_by_role("button", name="Apply to 3 selected"))
+
+        # Focus on the confirmation, not on "× Close" (Enter would close the dialog).
+        expect(dialog.get_by_role("button", name="Archive 3 models")).to_be_focused()
+        sandbox.state.faults.set(latency_ms=250)  # a job that runs over several polls
+        page.keyboard.press("Enter")
+        expect(title).to_contain_text("of 3 done")
+        close = dialog.get_by_role("button", name="Close")
+        expect(close).to_be_focused()
+
+        expect(title).to_have_text("Archive: 3 done", timeout=10_000)
+        # The polls swapped the job's box every second; focus stayed on its button.
+        expect(close).to_be_focused()
+        expect(page.locator("#live")).to_have_text("Archive: 3 done")
+        sandbox.state.faults.clear()
+        assert all(workspace(sandbox).get(c["id"])["archived"] for c in picked)
+
+        press(page, dialog.get_by_role("link", name="Back to the models"))
+        expect(dialog).to_be_hidden()
+        assert "type=fine-tuned" in page.url
+        expect(page.get_by_label("Type")).to_have_value("fine-tuned")
+        expect(page.locator("#model-count")).to_be_focused()
+
+    def test_without_javascript_cancel_and_close_lead_back_to_the_filtered_list(
+        self, js_off_page, live_server, alice, sandbox
+    ):
+        page = js_off_page
+        card = unarchived_named(sandbox, 1)[0]
+        sign_in(page, live_server, alice, "/models/?type=fine-tuned")
+        page.get_by_role("checkbox", name=f"Select {card['name']}", exact=True).check()
+        page.get_by_role("button", name="Apply to the selected").click()
+        expect(page).to_have_url(re.compile(r"/bulk/[0-9a-f-]{36}/"))
+        expect(page.get_by_role("heading", level=1)).to_have_count(1)
+        job_url = page.url
+
+        page.get_by_role("link", name="Cancel").click()
+        expect(page).to_have_url(f"{live_server.url}/models/?type=fine-tuned")
+        page.goto(job_url)
+        page.get_by_role("link", name="Close").click()
+        expect(page).to_have_url(f"{live_server.url}/models/?type=fine-tuned")
+        assert workspace(sandbox).get(card["id"])["archived"] is False
