@@ -59,6 +59,7 @@ def focused_name(page: Page) -> str:
 class TestRows:
     def test_archive_then_unarchive_from_a_row(self, page, live_server, alice, sandbox):
         card = fine_tuned(sandbox, name="sql-assistant-v7")
+        page.clock.install()  # time flows as usual, and can be jumped ahead
         sign_in(page, live_server, alice)
         watch_busy(page)
         row = model_row(page, card["id"])
@@ -74,6 +75,11 @@ class TestRows:
         expect(row.get_by_role("button", name="Archive sql-assistant-v7")).to_be_focused()
         assert workspace(sandbox).get(card["id"])["archived"] is False
         assert busy_controls(page) == ["Archive sql-assistant-v7", "Unarchive sql-assistant-v7"]
+        # Success messages stay until dismissed (they used to vanish after 6 s).
+        page.clock.fast_forward(60_000)
+        expect(page.locator("#alerts .alert-success")).to_have_text(
+            re.compile("Unarchived sql-assistant-v7.")
+        )
         assert page.evaluate("document.getElementById('live').textContent").strip()
 
     def test_rename_from_the_list(self, page, live_server, alice, sandbox):
