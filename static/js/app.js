@@ -117,7 +117,7 @@
     if (!focusLost()) { controlKey = null; return; }
     focusOn(root.querySelector('[aria-invalid="true"]') || root.querySelector("[autofocus]") ||
             findByKey(root, controlKey) || findByKey(root, swapKey) ||
-            root.querySelector(FOCUSABLE) || root);
+            root.querySelector("[data-focus-fallback]") || root.querySelector(FOCUSABLE) || root);
     controlKey = null;
   });
   function summaryOf(root) {
@@ -160,7 +160,9 @@
     setTimeout(function () { if (alert && alert.isConnected && focusLost()) focusOn(alert); }, 50);
   });
 
-  document.addEventListener("htmx:afterSwap", function (event) {
+  // Opened once settled: htmx wires the new buttons up then (Enter before that would
+  // post the form without htmx).
+  document.addEventListener("htmx:afterSettle", function (event) {
     var d = dialog();
     if (event.detail.target === d && d.innerHTML.trim() && !d.open) {
       d.showModal();
