@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Self, TypedDict
 
 from django import forms
 from django.contrib.auth.models import User
@@ -71,6 +71,16 @@ class ApiKeyForm(forms.Form):
         return key
 
 
+SORT_CHOICES = [
+    ("-created", "Newest first"),
+    ("created", "Oldest first"),
+    ("name", "Name A–Z"),
+    ("-name", "Name Z–A"),
+    ("id", "Id A–Z"),
+    ("-id", "Id Z–A"),
+]
+
+
 class ModelFilterForm(forms.Form):
     """The list's query-string state. Invalid values fall back to defaults: a stale or
     hand-edited link still shows a page. Given the inventory, the root and capability
@@ -92,17 +102,7 @@ class ModelFilterForm(forms.Form):
     )
     root = forms.CharField(required=False, max_length=200)
     capability = forms.CharField(required=False, max_length=100)
-    sort = forms.ChoiceField(
-        required=False,
-        choices=[
-            ("-created", "Newest first"),
-            ("created", "Oldest first"),
-            ("name", "Name A–Z"),
-            ("-name", "Name Z–A"),
-            ("id", "Id A–Z"),
-            ("-id", "Id Z–A"),
-        ],
-    )
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES)
     page = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, inventory: Inventory | None = None, **kwargs: Any) -> None:
@@ -118,6 +118,10 @@ class ModelFilterForm(forms.Form):
                     *((cap, capability_label(cap)) for cap in inventory.capabilities),
                 ]
             )
+
+    def sort_label(self) -> str:
+        """The current order in words ("Newest first"), for the table's caption."""
+        return dict(SORT_CHOICES).get(self.to_query().sort, "Newest first")
 
     def to_query(self) -> ModelQuery:
         self.is_valid()
@@ -147,9 +151,12 @@ class ModelEditForm(forms.Form):
     # Declared (so cleaned) first: a field left as it was is kept exactly as it was.
     expected = forms.CharField(widget=forms.HiddenInput, max_length=20_000, strip=False)
     # The length is checked in clean_name: a longer name set elsewhere, left as it was,
-    # must not block editing the description.
+    # must not block editing the description. autofocus: the form is swapped in (htmx
+    # focuses it) where an Edit link was.
     name = forms.CharField(
-        label="Name", required=False, widget=forms.TextInput(attrs={"maxlength": NAME_MAX})
+        label="Name",
+        required=False,
+        widget=forms.TextInput(attrs={"maxlength": NAME_MAX, "autofocus": True}),
     )
     description = forms.CharField(
         label="Description",
@@ -159,7 +166,7 @@ class ModelEditForm(forms.Form):
     )
 
     @classmethod
-    def for_card(cls, name: str | None, description: str | None) -> ModelEditForm:
+    def for_card(cls, name: str | None, description: str | None) -> Self:
         return cls(
             initial={
                 "name": name or "",
@@ -169,7 +176,7 @@ class ModelEditForm(forms.Form):
         )
 
     @classmethod
-    def conflicting(cls, conflict: EditConflict) -> ModelEditForm:
+    def conflicting(cls, conflict: EditConflict) -> Self:
         """The form again with the current values, saying someone changed them meanwhile."""
         form = cls.for_card(conflict.current.name, conflict.current.description)
         form.errors["__all__"] = form.error_class([conflict.message])
@@ -226,6 +233,24 @@ class ModelEditForm(forms.Form):
         return value
 
 
+class RenameForm(ModelEditForm):
+    """The name alone, from a list row: the description is sent back as it was seen, so
+    the same conflict detection applies (a change made meanwhile is never overwritten)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["description"]
+
+    def changes(self) -> _Changes:
+        expected = self.cleaned_data["expected"]
+        return {
+            "name": self.cleaned_data["name"],
+            "description": expected["description"],
+            "expected_name": expected["name"],
+            "expected_description": expected["description"],
+        }
+
+
 class ModelDeleteForm(forms.Form):
     confirm_id = forms.CharField(
         label="Type the model id to confirm",
@@ -238,10 +263,17 @@ class ModelDeleteForm(forms.Form):
         min_length=3,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+    # The name the user saw, for the message once deleted ("Deleted sql-assistant-v7.").
+    # No length limit: a longer name set elsewhere must not block the delete.
+    name = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, model_id: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.model_id = model_id
+
+    def shown_name(self) -> str:
+        name = self.cleaned_data.get("name") or ""
+        return name if name and not _CONTROL.search(name) else self.model_id
 
     def clean_confirm_id(self) -> str:
         typed: str = self.cleaned_data["confirm_id"]

@@ -52,6 +52,12 @@ urlpatterns = [
         models.model_row_unarchive,
         name="model_row_unarchive",
     ),
+    path("models/<model_id:model_id>/row/", models.model_row, name="model_row"),
+    path(
+        "models/<model_id:model_id>/row/rename/",
+        by_method(get=models.model_row_rename_form, post=models.model_row_rename),
+        name="model_row_rename",
+    ),
     path(
         "models/<model_id:model_id>/row/delete/",
         by_method(get=models.model_delete_form, post=models.model_row_delete),

@@ -763,3 +763,127 @@ class TestSafety:
 
     def test_the_page_sends_the_token_with_htmx_requests(self, as_alice):
         assertContains(as_alice.get(url("model_list")), 'hx-headers=\'{"x-csrftoken": "')
+
+
+class TestRenameFromTheList:
+    def test_the_row_becomes_a_form_and_saving_returns_the_row(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+
+        form = as_alice.get(url("model_row_rename", ft["id"]), headers=HTMX)
+        assertTemplateUsed(form, "models_admin/_model_row_rename.html")
+        assertContains(form, f'<tr data-model-id="{ft["id"]}" class="renaming">')
+        assertContains(form, "autofocus")
+
+        saved = as_alice.post(
+            url("model_row_rename", ft["id"]),
+            {"name": "renamed-from-the-list", "expected": expected(ft)},
+            headers=HTMX,
+        )
+
+        assertTemplateUsed(saved, "models_admin/_model_row.html")
+        assertContains(saved, "Rename renamed-from-the-list")
+        assertContains(saved, "Renamed to renamed-from-the-list.")
+        card = workspace(sandbox).get(ft["id"])
+        assert card["name"] == "renamed-from-the-list"
+        assert card["description"] == ft["description"]  # the description is untouched
+
+    def test_a_change_made_meanwhile_is_never_overwritten(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+        seen = expected(ft)
+        change(sandbox, ft, description="changed elsewhere")
+
+        response = as_alice.post(
+            url("model_row_rename", ft["id"]),
+            {"name": "mine", "expected": seen},
+            headers=HTMX,
+        )
+
+        assertTemplateUsed(response, "models_admin/_model_row_rename.html")
+        assert workspace(sandbox).get(ft["id"])["name"] == ft["name"]
+        assert workspace(sandbox).get(ft["id"])["description"] == "changed elsewhere"
+        assert not calls(sandbox, "PATCH")
+
+    def test_cancel_fetches_the_row(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+        response = as_alice.get(url("model_row", ft["id"]), headers=HTMX)
+        assertTemplateUsed(response, "models_admin/_model_row.html")
+
+    def test_an_auditor_can_not_rename(self, as_carol, sandbox):
+        ft = fine_tuned(sandbox, CAROL_KEY)
+        response = as_carol.post(
+            url("model_row_rename", ft["id"]), {"name": "x", "expected": expected(ft)}
+        )
+        assert response.status_code == 403
+        assert workspace(sandbox, CAROL_KEY).get(ft["id"])["name"] == ft["name"]
+
+    def test_without_javascript_the_form_is_the_edit_page(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+        response = as_alice.get(url("model_row_rename", ft["id"]))
+        assert response.status_code == 302
+        assert response["Location"] == url("model_edit", ft["id"])
+
+
+class TestIssue15Markup:
+    """What the accessibility walk found, in the markup (issue 15)."""
+
+    def test_the_caption_reads_in_words(self, as_alice, sandbox):
+        response = as_alice.get(url("model_list"), {"sort": "-name"})
+        assertContains(response, "Models, name z–a</caption>")
+        assertNotContains(response, "sorted by -")
+
+    def test_a_mistyped_id_keeps_the_summary(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+        response = as_alice.post(
+            url("model_row_delete", ft["id"]),
+            {"confirm_id": "ft:wrong", "reason": "obsolete"},
+            headers=HTMX,
+        )
+        assertContains(response, "That is not this model")
+        assertContains(response, f'<code class="target">{ft["id"]}</code>')
+        assertContains(response, "Archive instead")
+
+    def test_the_delete_message_names_the_model(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+        response = as_alice.post(
+            url("model_row_delete", ft["id"]),
+            {"confirm_id": ft["id"], "reason": "obsolete", "name": ft["name"]},
+            headers=HTMX,
+        )
+        assertContains(response, f"Deleted {ft['name']}.")
+
+    def test_an_auditor_is_told_why_there_are_no_actions(self, as_carol, sandbox):
+        ft = fine_tuned(sandbox, CAROL_KEY)
+        response = as_carol.get(url("model_detail", ft["id"]))
+        assertContains(response, "Your role can only look at models")
+
+    def test_copy_id_is_named_by_its_label(self, as_alice, sandbox):
+        response = as_alice.get(url("model_detail", fine_tuned(sandbox)["id"]))
+        assertNotContains(response, 'aria-label="Copy the model id"')
+
+    def test_team_rows_name_their_member_and_no_self_deactivation(self, as_alice, bob, carol):
+        response = as_alice.get(url("team"))
+        assertContains(response, 'Change<span class="visually-hidden"> the role of bob</span>')
+        assertContains(response, 'Deactivate<span class="visually-hidden"> carol</span>')
+        assertNotContains(response, 'Deactivate<span class="visually-hidden"> alice</span>')
+        assertContains(response, 'Set-password link<span class="visually-hidden"> for bob</span>')
+
+    def test_the_bulk_job_page_has_a_heading(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+        prepared = as_alice.post(
+            url("bulk_prepare"),
+            {"action": "archive", "ids": [ft["id"]], "back": "/models/?type=fine-tuned"},
+        )
+        assert prepared.status_code == 302
+        assert "back=%2Fmodels%2F%3Ftype%3Dfine-tuned" in prepared["Location"]
+        page = as_alice.get(prepared["Location"])
+        assertContains(page, "<h1")
+        assertContains(page, 'href="/models/?type=fine-tuned">Cancel</a>')
+
+    def test_back_never_leaves_the_list(self, as_alice, sandbox):
+        ft = fine_tuned(sandbox)
+        prepared = as_alice.post(
+            url("bulk_prepare"),
+            {"action": "archive", "ids": [ft["id"]], "back": "https://evil.example/models/"},
+        )
+        page = as_alice.get(prepared["Location"])
+        assertContains(page, 'href="/models/">Cancel</a>')

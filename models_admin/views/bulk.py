@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
 from uuid import UUID
 
 from django.contrib import messages
@@ -14,7 +15,14 @@ from django_htmx.http import trigger_client_event
 from models_admin import bulk, forms, remote, services
 from models_admin.http import AuthedRequest
 from models_admin.models import BulkJob
-from models_admin.views.common import actor, failure, for_htmx, partial_or_redirect, redirect
+from models_admin.views.common import (
+    actor,
+    failure,
+    for_htmx,
+    partial_or_redirect,
+    redirect,
+    safe_next,
+)
 
 
 def _job(request: AuthedRequest, job_id: UUID) -> BulkJob:
@@ -24,8 +32,17 @@ def _job(request: AuthedRequest, job_id: UUID) -> BulkJob:
         raise Http404("No such bulk job.") from None
 
 
-def _job_url(job: BulkJob) -> str:
-    return reverse("models_admin:bulk_job", args=[job.pk])
+def _back(request: AuthedRequest) -> str:
+    """The list as the user left it (its filters in ``back``), for "Back to the models"."""
+    list_url = reverse("models_admin:model_list")
+    back = safe_next(request, list_url, field="back")
+    return back if back.split("?")[0] == list_url else list_url
+
+
+def _job_url(request: AuthedRequest, job: BulkJob) -> str:
+    back = _back(request)
+    query = f"?{urlencode({'back': back})}" if "?" in back else ""
+    return reverse("models_admin:bulk_job", args=[job.pk]) + query
 
 
 def _page(
@@ -36,7 +53,13 @@ def _page(
     progress = bulk.bulk_job_progress(job)
     if job.state == BulkJob.State.DRAFT and form is None:
         form = forms.BulkStartForm(job=job, total=progress.total)
-    context = {"job": job, "progress": progress, "form": form, "items": job.items.all()}
+    context = {
+        "job": job,
+        "progress": progress,
+        "form": form,
+        "items": job.items.all(),
+        "back_url": _back(request),
+    }
     response = TemplateResponse(request, "models_admin/bulk_job.html", context)
     if job.state == BulkJob.State.FINISHED:
         trigger_client_event(response, "bulkFinished")
@@ -62,7 +85,7 @@ def bulk_prepare(request: AuthedRequest) -> HttpResponse:
         )
     except (services.ServiceError, remote.ModelsApiError) as exc:
         return failure(request, exc, back=list_url)
-    return partial_or_redirect(request, _job_url(job), _page(request, job))
+    return partial_or_redirect(request, _job_url(request, job), _page(request, job))
 
 
 @require_GET
@@ -91,7 +114,7 @@ def bulk_start(request: AuthedRequest, job_id: UUID) -> HttpResponse:
         messages.error(request, exc.message)  # started meanwhile (another tab, a double click)
         return _page(request, job)
     job.refresh_from_db()
-    return partial_or_redirect(request, _job_url(job), _page(request, job))
+    return partial_or_redirect(request, _job_url(request, job), _page(request, job))
 
 
 @require_POST
@@ -102,6 +125,6 @@ def bulk_retry(request: AuthedRequest, job_id: UUID) -> HttpResponse:
         retry = bulk.bulk_job_retry(actor=actor(request), job=job)
     except services.ServiceError as exc:
         messages.error(request, exc.message)
-        return redirect(request, _job_url(job))
+        return redirect(request, _job_url(request, job))
     retry.refresh_from_db()  # the runner started it: show its progress, not the draft
-    return partial_or_redirect(request, _job_url(retry), _page(request, retry))
+    return partial_or_redirect(request, _job_url(request, retry), _page(request, retry))

@@ -94,8 +94,9 @@ def requires(permission: str, *, action: str = "") -> Callable[[View], View]:
     return decorator
 
 
-def safe_next(request: HttpRequest, default: str) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
+def safe_next(request: HttpRequest, default: str, *, field: str = "next") -> str:
+    """The local URL posted or passed as ``field``, else ``default``."""
+    target = request.POST.get(field) or request.GET.get(field) or ""
     if target and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):

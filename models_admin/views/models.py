@@ -1,10 +1,14 @@
-"""The model pages: list, detail, inline edit, archive/unarchive and delete.
+"""The model pages: list, detail, inline edit, rename from the list, archive/unarchive
+and delete.
 
 One view per action and response shape: the URL says what comes back (``model_archive``
 answers the detail, ``model_row_archive`` a list row), ``for_htmx`` picks the page or its
 partial, and a plain form post gets a redirect."""
 
 from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.http import HttpResponse
@@ -103,6 +107,14 @@ def _card(request: AuthedRequest, model_id: str) -> remote.ModelCard | HttpRespo
         return _card_problem(request, model_id, exc)
 
 
+def _card_or_none(request: AuthedRequest, model_id: str) -> remote.ModelCard | None:
+    """The card for a summary that can do without it."""
+    try:
+        return services.model_get(actor=actor(request), model_id=model_id)
+    except (services.ServiceError, remote.ModelsApiError):
+        return None
+
+
 def _card_problem(
     request: AuthedRequest, model_id: str, exc: remote.ModelsApiError
 ) -> HttpResponse:
@@ -151,22 +163,89 @@ def model_edit(request: AuthedRequest, model_id: str) -> HttpResponse:
     """Save, or show the form again with its errors. Saved, the whole detail comes back:
     its heading and the tab title show the name too."""
     form = forms.ModelEditForm(request.POST)
-    if not form.is_valid():
-        return _edit_page(request, model_id, form)
-    try:
-        card = services.model_update(actor=actor(request), model_id=model_id, **form.changes())
-    except services.EditConflict as exc:  # show the current values; the user decides again
-        return _edit_page(request, model_id, forms.ModelEditForm.conflicting(exc), exc.current)
-    except remote.ApiRejected as exc:
-        form.add_upstream_errors(exc)
-        return _edit_page(request, model_id, form)
-    except (services.ServiceError, remote.ModelsApiError) as exc:
-        return failure(request, exc, back=_detail_url(model_id))
+    again = lambda form, card=None: _edit_page(request, model_id, form, card)  # noqa: E731
+    card = _update(request, model_id, form, again, back=_detail_url(model_id))
+    if isinstance(card, HttpResponse):
+        return card
     messages.success(request, f"Saved {card.display_name}.")
     page = _detail(request, model_id, card, "models_admin/model_detail.html")
     return partial_or_redirect(
         request, _detail_url(model_id), retarget(reswap(page, "outerHTML"), "#model-detail")
     )
+
+
+FormAgain = Callable[..., HttpResponse]
+
+
+def _update(
+    request: AuthedRequest, model_id: str, form: forms.ModelEditForm, again: FormAgain, *, back: str
+) -> remote.FineTunedModelCard | HttpResponse:
+    """Save a valid form (the card saved), or the response to give instead: ``again`` (the
+    form with its errors, or with the current values after a conflict) or a failure."""
+    if not form.is_valid():
+        return again(form)
+    try:
+        return services.model_update(actor=actor(request), model_id=model_id, **form.changes())
+    except services.EditConflict as exc:  # show the current values; the user decides again
+        return again(type(form).conflicting(exc), exc.current)
+    except remote.ApiRejected as exc:
+        form.add_upstream_errors(exc)
+        return again(form)
+    except (services.ServiceError, remote.ModelsApiError) as exc:
+        return failure(request, exc, back=back)
+
+
+# --------------------------------------------------------------------------- list rows
+
+
+def _row(request: AuthedRequest, card: remote.ModelCard) -> TemplateResponse:
+    row = inventory.Inventory.build([card]).rows[0]
+    return TemplateResponse(request, "models_admin/_model_row.html", {"row": row})
+
+
+@require_GET
+@requires(BROWSE)
+def model_row(request: AuthedRequest, model_id: str) -> HttpResponse:
+    """One list row, fresh: what a row form's Cancel puts back."""
+    card = _card(request, model_id)
+    if isinstance(card, HttpResponse):
+        return card
+    return partial_or_redirect(request, _list_url(), _row(request, card))
+
+
+def _rename_row(
+    request: AuthedRequest, model_id: str, form: forms.RenameForm, card: object = None
+) -> HttpResponse:
+    """The row with its rename form (its fields' ids unique on the list)."""
+    form.auto_id = f"rename-{hashlib.sha256(model_id.encode()).hexdigest()[:10]}-%s"
+    context = {"form": form, "model_id": model_id, "card": card}
+    response = TemplateResponse(request, "models_admin/_model_row_rename.html", context)
+    return partial_or_redirect(
+        request, reverse("models_admin:model_edit", args=[model_id]), response
+    )
+
+
+@require_GET
+@requires(CHANGE)
+def model_row_rename_form(request: AuthedRequest, model_id: str) -> HttpResponse:
+    """A list row turned into a rename form (without JavaScript: the edit page)."""
+    card = _card(request, model_id)
+    if isinstance(card, HttpResponse):
+        return card
+    return _rename_row(request, model_id, forms.RenameForm.for_card(card.name, card.description))
+
+
+@require_POST
+@requires(CHANGE, action=Action.MODEL_UPDATE)
+def model_row_rename(request: AuthedRequest, model_id: str) -> HttpResponse:
+    """Rename from the list: the row comes back, renamed (or the form, saying why not)."""
+    form = forms.RenameForm(request.POST)
+    again = lambda form, card=None: _rename_row(request, model_id, form, card)  # noqa: E731
+    card = _update(request, model_id, form, again, back=_list_url())
+    if isinstance(card, HttpResponse):
+        return card
+    messages.success(request, f"Renamed to {card.display_name}.")
+    return partial_or_redirect(request, _list_url(), _row(request, card))
 
 
 # --------------------------------------------------------------------------- archive
@@ -198,9 +277,7 @@ def _archive_in_row(request: AuthedRequest, model_id: str, *, archived: bool) ->
         return partial_or_redirect(request, back, HttpResponse(""))
     except (services.ServiceError, remote.ModelsApiError) as exc:
         return failure(request, exc, back=back)
-    row = inventory.Inventory.build([card]).rows[0]
-    response = TemplateResponse(request, "models_admin/_model_row.html", {"row": row})
-    return partial_or_redirect(request, back, response)
+    return partial_or_redirect(request, back, _row(request, card))
 
 
 @require_POST
@@ -241,7 +318,8 @@ def model_delete_form(request: AuthedRequest, model_id: str) -> HttpResponse:
     card = _card(request, model_id)
     if isinstance(card, HttpResponse):
         return card
-    return _delete_page(request, model_id, forms.ModelDeleteForm(model_id=model_id), card)
+    form = forms.ModelDeleteForm(model_id=model_id, initial={"name": card.display_name})
+    return _delete_page(request, model_id, form, card)
 
 
 def _delete_page(
@@ -274,8 +352,8 @@ def model_row_delete(request: AuthedRequest, model_id: str) -> HttpResponse:
 def _delete(request: AuthedRequest, model_id: str, *, done: HttpResponse) -> HttpResponse:
     """Delete once confirmed; else the confirmation again, saying why (the row stays)."""
     form = forms.ModelDeleteForm(request.POST, model_id=model_id)
-    if not form.is_valid():
-        return _delete_page(request, model_id, form)
+    if not form.is_valid():  # the summary again too: the id to type, what is lost
+        return _delete_page(request, model_id, form, _card_or_none(request, model_id))
     try:
         services.model_delete(
             actor=actor(request), model_id=model_id, reason=form.cleaned_data["reason"]
@@ -286,7 +364,7 @@ def _delete(request: AuthedRequest, model_id: str, *, done: HttpResponse) -> Htt
         return key_problem(request, exc, back=request.get_full_path())
     except (services.ServiceError, remote.ModelsApiError) as exc:
         form.add_error(None, exc.message)
-        return _delete_page(request, model_id, form)
+        return _delete_page(request, model_id, form, _card_or_none(request, model_id))
     else:
-        messages.success(request, f"Deleted {model_id}.")
+        messages.success(request, f"Deleted {form.shown_name()}.")
     return partial_or_redirect(request, _list_url(), done)

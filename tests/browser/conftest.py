@@ -33,19 +33,20 @@ from playwright.sync_api import (  # noqa: E402
     Error,
     Locator,
     Page,
+    ViewportSize,
     expect,
     sync_playwright,
 )
 
 from models_admin import roles  # noqa: E402
-from tests.conftest import ALICE_KEY, make_user  # noqa: E402
+from tests.conftest import ALICE_KEY, BOB_KEY, CAROL_KEY, make_user  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_MISSING = (
     "Debian's Chromium is required: apt-get install -y chromium (see README prerequisites)"
 )
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 # Short, so a broken page fails in seconds instead of Playwright's default 30 s.
 TIMEOUT_MS = 5_000
 
@@ -83,7 +84,7 @@ def browser_log() -> BrowserLog:
 
 
 def _new_context(browser: Browser, **options) -> BrowserContext:
-    context = browser.new_context(viewport=VIEWPORT, **options)  # type: ignore[arg-type]
+    context = browser.new_context(viewport=VIEWPORT, **options)
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
     return context
@@ -144,6 +145,16 @@ def alice(transactional_db, sandbox) -> User:
 @pytest.fixture
 def charlie(transactional_db, sandbox) -> User:
     return make_user("charlie", roles.Role.MEMBER)
+
+
+@pytest.fixture
+def bob(transactional_db, sandbox) -> User:
+    return make_user("bob", roles.Role.MEMBER, BOB_KEY)
+
+
+@pytest.fixture
+def carol(transactional_db, sandbox) -> User:
+    return make_user("carol", roles.Role.AUDITOR, CAROL_KEY)
 
 
 def password_of(username: str) -> str:
@@ -219,3 +230,63 @@ def mark_page(page: Page) -> None:
 
 def page_is_marked(page: Page) -> bool:
     return bool(page.evaluate("window.__notReloaded === true"))
+
+
+# ---------------------------------------------------------------- accessibility
+
+# axe-core comes from npm through tests/browser/package.json (`npm ci --prefix
+# tests/browser`). It is evaluated in the page by the test only; the app never serves it.
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+AXE_MISSING = (
+    f"axe-core is not installed ({AXE} is missing): run `npm ci --prefix tests/browser` "
+    "(tests/browser/package.json pins the version)"
+)
+PHONE: ViewportSize = {"width": 390, "height": 844}
+SERIOUS = ("serious", "critical")
+
+
+def axe_violations(page: Page, *, context: str = "document") -> list[str]:
+    """Serious and critical axe-core violations on what the page shows now, one line each."""
+    # Fail, not skip: without axe-core the accessibility tests would prove nothing.
+    if not AXE.exists():
+        pytest.fail(AXE_MISSING, pytrace=False)
+    if not page.evaluate("typeof window.axe === 'object'"):
+        # evaluate() runs outside the page's CSP, so no 'unsafe-inline' is needed.
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")
+    results = page.evaluate(
+        """async (context) => {
+            const root = context === "document" ? document : document.querySelector(context);
+            const r = await axe.run(root, {resultTypes: ["violations"]});
+            return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 3).map(n => n.target.join(" "))}));
+        }""",
+        context,
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {v['nodes']}"
+        for v in results
+        if v["impact"] in SERIOUS
+    ]
+
+
+def sideways_scroll(page: Page) -> int:
+    """How many pixels the page scrolls sideways (0 when it fits)."""
+    return int(
+        page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    )
+
+
+def focused(page: Page) -> str:
+    """What has focus: its tag, id and text, or "BODY" when focus fell to the body."""
+    return str(
+        page.evaluate(
+            """() => { const e = document.activeElement;
+                if (!e || e === document.body) return "BODY";
+                return `${e.tagName}#${e.id} ${(e.getAttribute("aria-label") || e.textContent
+                    || e.name || "").trim().slice(0, 60)}`; }"""
+        )
+    )
+
+
+def assert_focus_kept(page: Page) -> None:
+    assert focused(page) != "BODY", "focus fell to <body>"

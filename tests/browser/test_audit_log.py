@@ -85,7 +85,7 @@ def delete_in_browser(page: Page, model_id: str, name: str, reason: str) -> None
     dialog.get_by_label("Reason (kept in the audit log)").fill(reason)
     dialog.get_by_role("button", name="Delete for good").click()
     expect(model_row(page, model_id)).to_have_count(0)
-    expect(page.locator("#alerts")).to_contain_text(f"Deleted {model_id}.")
+    expect(page.locator("#alerts")).to_contain_text(f"Deleted {name}.")
 
 
 @pytest.fixture

@@ -97,7 +97,7 @@ class TestTheWholePath:
         dialog.get_by_label("Type the model id to confirm").fill(model_id)
         dialog.get_by_role("button", name="Delete for good").click()
 
-        expect(page.locator("#alerts")).to_contain_text(f"Deleted {model_id}.")
+        expect(page.locator("#alerts")).to_contain_text("Deleted sql-assistant-v8.")
         assert workspace(sandbox).get(model_id) is None
         # Where the browser lands is TestDetailPage's business (a known bug); the list,
         # loaded afresh, no longer has the model.
@@ -120,7 +120,9 @@ class TestDetailPage:
         dialog.get_by_role("button", name="Delete for good").click()
 
         # The message shows wherever the browser ends up; by then it has arrived.
-        expect(page.locator("#alerts")).to_contain_text(f"Deleted {target['id']}.")
+        expect(page.locator("#alerts")).to_contain_text(
+            f"Deleted {target.get('name') or target['id']}."
+        )
         assert page.url == f"{live_server.url}/models/"
         assert page.locator("#model-id").count() == 0
 
@@ -155,7 +157,9 @@ class TestDetailPage:
         target = fine_tuned(sandbox, name="sql-assistant-v7")
         page.context.grant_permissions(["clipboard-read", "clipboard-write"])
         sign_in(page, live_server, alice, f"/models/{target['id']}/")
-        button = page.get_by_role("button", name="Copy the model id")
+        # Its accessible name is its label ("Copy id"), which becomes "Copied" once clicked.
+        expect(page.get_by_role("button", name="Copy id", exact=True)).to_be_visible()
+        button = page.locator(".id-line button.copy")
 
         button.click()
 
@@ -271,7 +275,9 @@ class TestFromTheList:
 
         expect(dialog).to_be_hidden()
         expect(model_row(page, target["id"])).to_have_count(0)
-        expect(page.locator("#alerts")).to_contain_text(f"Deleted {target['id']}.")
+        expect(page.locator("#alerts")).to_contain_text(
+            f"Deleted {target.get('name') or target['id']}."
+        )
         assert page_is_marked(page)
         assert workspace(sandbox).get(target["id"]) is None
 

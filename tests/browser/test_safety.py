@@ -157,7 +157,9 @@ class TestWithoutJavaScript:
         page.get_by_role("button", name="Delete for good").click()
 
         expect(page).to_have_url(re.compile(r"/models/$"))
-        expect(page.locator("#alerts")).to_contain_text(f"Deleted {target['id']}.")
+        expect(page.locator("#alerts")).to_contain_text(
+            f"Deleted {target.get('name') or target['id']}."
+        )
         expect(model_row(page, target["id"])).to_have_count(0)
         assert workspace(sandbox).get(target["id"]) is None
 
