@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
+
 from models_admin import audit, remote, services
-from models_admin.models import AuditEntry
+from models_admin.models import ApiCredential, AuditChainHead, AuditEntry
 
 Action, Outcome = AuditEntry.Action, AuditEntry.Outcome
 UPSTREAM_ACTIONS = (
@@ -72,39 +74,62 @@ def _judge(
     return Outcome.UNKNOWN, "The model has changed again since; what this change did can't be told."
 
 
+def settle(
+    attempt: AuditEntry,
+    card: remote.ModelCard | None,
+    *,
+    credential: ApiCredential | None,
+    system: str = SYSTEM_ACTOR,
+    note_prefix: str = "Reconciled",
+) -> tuple[str, str]:
+    """Judge one unknown attempt from the model as read now (``card``; None when it is
+    gone) and append the verdict as its outcome, unless it stays unknown or another
+    process resolved it meanwhile (checked under the chain's lock, so an attempt gets
+    one outcome). Returns (verdict, note)."""
+    verdict, note = _judge(attempt, card)
+    if verdict == Outcome.UNKNOWN:
+        return verdict, note
+    with transaction.atomic():
+        AuditChainHead.objects.select_for_update().filter(pk=1).first()
+        if AuditEntry.objects.filter(attempt=attempt).exists():
+            return verdict, "Resolved meanwhile."
+        audit.append(
+            kind=AuditEntry.Kind.OUTCOME,
+            action=attempt.action,
+            outcome=verdict,
+            actor=None,
+            system=system,
+            attempt=attempt,
+            target_id=attempt.target_id,
+            target_name=card.display_name if card else attempt.target_name,
+            before=attempt.before,
+            changes=attempt.changes,
+            message=f"{note_prefix}: {note}",
+            credential=credential,
+        )
+    return verdict, note
+
+
 def reconcile_unknown(*, older_than: datetime, dry_run: bool = False) -> list[Reconciled]:
     """Check every unknown attempt older than ``older_than`` with its actor's key."""
     results = []
     for attempt in unknown_attempts(older_than=older_than):
         verdict: str = Outcome.UNKNOWN
-        note, card, credential = "", None, None
+        note = ""
         if attempt.actor is None:
             note = "The actor's account is gone, so there is no key to ask Mistral with."
         else:
             try:
                 session = services.upstream_session(attempt.actor)
-                credential = session.credential
                 try:
                     card = session.api.retrieve_model(attempt.target_id)
                 except remote.ModelNotFound:
                     card = None
-                verdict, note = _judge(attempt, card)
+                if dry_run:
+                    verdict, note = _judge(attempt, card)
+                else:
+                    verdict, note = settle(attempt, card, credential=session.credential)
             except (services.ServiceError, remote.ModelsApiError) as exc:
                 note = f"Could not ask Mistral: {exc.message}"
-        if verdict != Outcome.UNKNOWN and not dry_run:
-            audit.append(
-                kind=AuditEntry.Kind.OUTCOME,
-                action=attempt.action,
-                outcome=verdict,
-                actor=None,
-                system=SYSTEM_ACTOR,
-                attempt=attempt,
-                target_id=attempt.target_id,
-                target_name=card.display_name if card else attempt.target_name,
-                before=attempt.before,
-                changes=attempt.changes,
-                message=f"Reconciled: {note}",
-                credential=credential,
-            )
         results.append(Reconciled(attempt.seq, attempt.action, attempt.target_id, verdict, note))
     return results
