@@ -1,0 +1,100 @@
+"""Task workers for the tests: one in a thread of the test process (fast, for the bulk
+views' tests), or real `manage.py run_worker` processes (kill and recycle tests)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connection
+from django_tasks_db.management.commands.db_worker import Worker
+
+from tests.servers import ROOT
+
+
+@contextmanager
+def worker_thread(worker_id: str = "test-worker") -> Iterator[Worker]:
+    """django-tasks-db's worker loop in a thread of the test process (polling every 20 ms)."""
+    worker = Worker(
+        queue_names=["default"],
+        interval=0.02,
+        batch=False,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id=worker_id,
+        excluded_queue_names=[],
+    )
+    thread = threading.Thread(target=worker.run, name="test-worker", daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.running = False
+        thread.join(timeout=60)  # a deadlock guard, not a timing
+
+
+def wait_until(condition: Callable[[], Any], *, what: str, deadline: float = 90) -> Any:
+    """Poll ``condition`` (a database read) until it is truthy; fail after ``deadline`` s."""
+    end = time.monotonic() + deadline
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def process_env(sandbox_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a worker or web process using the test database."""
+    db = connection.settings_dict
+    if connection.vendor == "postgresql":
+        url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    else:
+        url = f"sqlite:///{db['NAME']}"
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": url,
+        "DASHBOARD_TEST_MISTRAL_API_URL": sandbox_url,
+        "MISTRAL_API_TIMEOUT": "5",
+        **extra,
+    }
+
+
+def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "run_worker",
+            "--no-startup-delay",
+            "--interval",
+            "0.1",
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    """Stop a process (SIGTERM, then SIGKILL) and return its output."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    out, _ = process.communicate(timeout=30)
+    return out
