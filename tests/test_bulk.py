@@ -8,7 +8,6 @@ worker processes (killed, recycled, shared) are in test_worker_processes.py."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -22,7 +21,7 @@ from models_admin import audit, bulk, bulk_run, roles, tasks
 from models_admin.audit import Action, Kind, Outcome
 from models_admin.models import AuditEntry, BulkItem, BulkJob
 from tests.conftest import ALICE_KEY, BOB_KEY, make_user
-from tests.workers import wait_until, worker_thread
+from tests.workers import Hold, holding, wait_until, worker_thread
 
 HTMX = {"HX-Request": "true"}
 
@@ -65,44 +64,10 @@ def wait_for(job: BulkJob) -> BulkJob:
     return job
 
 
-class Hold:
-    """Keeps the sandbox's requests of one method waiting, in flight, until released:
-    concurrency shown by what the sandbox sees, with no timing involved."""
-
-    def __init__(self, sandbox, method: str) -> None:
-        self.method = method
-        self.waiting = 0
-        self.released = False
-        self.condition = threading.Condition()
-        self._plan = sandbox.state.faults.plan
-
-    def plan(self, method: str, path: str):
-        if method == self.method:
-            with self.condition:
-                self.waiting += 1
-                self.condition.notify_all()
-                self.condition.wait_for(lambda: self.released, timeout=60)
-        return self._plan(method, path)
-
-    def until_waiting(self, count: int) -> None:
-        with self.condition:
-            assert self.condition.wait_for(lambda: self.waiting >= count, timeout=60)
-
-    def release(self) -> None:
-        with self.condition:
-            self.released = True
-            self.condition.notify_all()
-
-
 @pytest.fixture
 def hold_posts(sandbox) -> Iterator[Hold]:
-    hold = Hold(sandbox, "POST")
-    sandbox.state.faults.plan = hold.plan
-    try:
+    with holding(sandbox, "POST") as hold:
         yield hold
-    finally:
-        hold.release()
-        del sandbox.state.faults.plan
 
 
 def prepare(client, action: str, ids=(), **data):

@@ -18,6 +18,51 @@ from django_tasks_db.management.commands.db_worker import Worker
 from tests.servers import ROOT
 
 
+class Hold:
+    """Keeps the sandbox's requests of one method waiting, in flight, until released
+    (after letting the first ``passing`` through): concurrency shown by what the
+    sandbox sees, with no timing involved."""
+
+    def __init__(self, sandbox, method: str, *, passing: int = 0) -> None:
+        self.method = method
+        self.passing = passing
+        self.waiting = 0
+        self.released = False
+        self.condition = threading.Condition()
+        self._plan = sandbox.state.faults.plan
+
+    def plan(self, method: str, path: str):
+        if method == self.method:
+            with self.condition:
+                if self.passing > 0:
+                    self.passing -= 1
+                else:
+                    self.waiting += 1
+                    self.condition.notify_all()
+                    self.condition.wait_for(lambda: self.released, timeout=120)
+        return self._plan(method, path)
+
+    def until_waiting(self, count: int) -> None:
+        with self.condition:
+            assert self.condition.wait_for(lambda: self.waiting >= count, timeout=90)
+
+    def release(self) -> None:
+        with self.condition:
+            self.released = True
+            self.condition.notify_all()
+
+
+@contextmanager
+def holding(sandbox, method: str, *, passing: int = 0) -> Iterator[Hold]:
+    hold = Hold(sandbox, method, passing=passing)
+    sandbox.state.faults.plan = hold.plan
+    try:
+        yield hold
+    finally:
+        hold.release()
+        del sandbox.state.faults.plan
+
+
 @contextmanager
 def worker_thread(worker_id: str = "test-worker") -> Iterator[Worker]:
     """django-tasks-db's worker loop in a thread of the test process (polling every 20 ms)."""
@@ -61,10 +106,9 @@ def process_env(sandbox_url: str, **extra: str) -> dict[str, str]:
         url = f"sqlite:///{db['NAME']}"
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DJANGO_SETTINGS_MODULE": "tests.process_settings",
         "DATABASE_URL": url,
         "DASHBOARD_TEST_MISTRAL_API_URL": sandbox_url,
-        "MISTRAL_API_TIMEOUT": "5",
         **extra,
     }
 
