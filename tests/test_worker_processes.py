@@ -113,6 +113,35 @@ class TestWorkerKilled:
         assert "running" in output
 
 
+class TestGracefulStop:
+    def test_sigterm_finishes_the_items_in_hand_and_hands_the_rest_back(self, alice, sandbox):
+        env = process_env(sandbox.url, **FAST)
+        worker = start_worker(env)
+        with holding(sandbox, "POST") as hold:
+            job, picked = started_archive(alice, sandbox, 20)
+            hold.until_waiting(8)
+            worker.send_signal(signal.SIGTERM)
+        output = worker.communicate(timeout=90)[0]  # it exits by itself
+
+        assert worker.returncode == 0, output
+        assert job.items.filter(status=BulkItem.Status.SUCCEEDED).count() == 8, (
+            output,
+            list(job.items.values_list("status", "message")),
+        )
+        assert job.items.filter(status=BulkItem.Status.PENDING).count() == 12
+        queued = DBTaskResult.objects.filter(
+            task_path=tasks.bulk_job_run.module_path, status=TaskResultStatus.READY
+        )
+        assert [t.args_kwargs["args"] for t in queued] == [[str(job.pk)]]
+
+        second = start_worker(env)
+        try:
+            job = finished(job)
+        finally:
+            stop(second)
+        assert_each_changed_once(job, sandbox, picked)
+
+
 @pytest.mark.postgres
 class TestTwoWorkers:
     def test_they_share_a_job_of_200_and_no_item_is_done_twice(self, alice, sandbox):
