@@ -497,7 +497,7 @@ class TestProgress:
         sandbox.state.faults.set(fail_status=429, fail_times=1, retry_after="30", match="POST")
         share = bulk_run._JobRun(job, job.created_by, "this-test")
 
-        share.run_item(*bulk_run._claim(job.pk, "this-test"))
+        bulk_run._record(share.run_item(*bulk_run._claim(job.pk, "this-test")), "this-test")
 
         item = job.items.get()
         progress = bulk.bulk_job_progress(job)

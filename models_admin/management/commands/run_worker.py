@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from argparse import ArgumentParser
 from types import FrameType
 from typing import Any
 
@@ -47,6 +48,12 @@ class Command(db_worker.Command):
         "Run a task worker: bulk jobs and scheduled upkeep. Run as many as you like, on "
         "any host; they share the work through the database."
     )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        super().add_arguments(parser)
+        # A job waits at most this long for an idle worker to notice it (one indexed
+        # query per interval per idle worker).
+        parser.set_defaults(interval=0.2)
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.configure_logging(options["verbosity"])
