@@ -190,5 +190,6 @@ def bulk_job_progress(job: BulkJob) -> Progress:
     quiet = last_seen is None or timezone.now() - last_seen > timedelta(
         seconds=settings.BULK_LEASE_SECONDS
     )
-    waiting = job.state == BulkJob.State.RUNNING and unfinished > 0 and quiet
+    claimable = unfinished - counts.get(BulkItem.Status.RETRYING, 0)  # not waiting on a 429
+    waiting = job.state == BulkJob.State.RUNNING and claimable > 0 and quiet
     return Progress(total, counts, retry_at, waiting)

@@ -54,6 +54,8 @@ TAKEOVER_ACTOR = "system:bulk_takeover"
 
 # Set by the worker on SIGTERM: finish the item in hand, claim no more.
 STOPPING = threading.Event()
+# The items this process's runner threads hold (their leases are renewed).
+IN_HAND: set[int] = set()
 
 
 @cache
@@ -166,9 +168,13 @@ def _claim(job_id: Any, worker: str, done: _Result | None = None) -> tuple[BulkI
 
 
 def renew_leases(worker: str) -> int:
-    """Extend the leases this worker holds (and mark their jobs as worked on)."""
+    """Extend the leases of the items this process's threads are working on (and mark
+    their jobs as worked on). An item whose thread failed is no longer renewed, so it
+    is taken over once its lease expires, as if its worker had died."""
     now = timezone.now()
-    held = BulkItem.objects.filter(worker=worker, status=BulkItem.Status.RUNNING)
+    held = BulkItem.objects.filter(
+        pk__in=list(IN_HAND), worker=worker, status=BulkItem.Status.RUNNING
+    )
     renewed = held.update(lease_until=now + _lease())
     if renewed:
         jobs = held.values_list("job_id", flat=True)
@@ -234,8 +240,11 @@ class _JobRun:
         try:
             while not STOPPING.is_set():
                 claimed = _claim(self.job.pk, self.worker, done)
+                if done is not None:
+                    IN_HAND.discard(done.item.pk)
                 done = None
                 if claimed is not None:
+                    IN_HAND.add(claimed[0].pk)
                     done = self.run_item(*claimed)
                     continue
                 wait = _next_wait(self.job.pk)
@@ -247,6 +256,8 @@ class _JobRun:
         except Exception:
             logger.exception("Bulk job %s: a runner thread stopped", self.job.pk)
         finally:
+            if done is not None:
+                IN_HAND.discard(done.item.pk)
             connections.close_all()  # this thread's own connection
 
     def run_item(self, item: BulkItem, taken_over: bool) -> _Result:

@@ -277,7 +277,11 @@ class BulkItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "position"], name="bulk_item_position")
         ]
-        indexes = [models.Index(fields=["job", "status"], name="bulk_item_job_status")]
+        indexes = [
+            models.Index(fields=["job", "status"], name="bulk_item_job_status"),
+            # The workers' scheduler looks for claimable items across jobs.
+            models.Index(fields=["status"], name="bulk_item_status"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model_id} ({self.status})"

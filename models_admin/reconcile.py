@@ -91,7 +91,8 @@ def settle(
         return verdict, note
     with transaction.atomic():
         AuditChainHead.objects.select_for_update().filter(pk=1).first()
-        if AuditEntry.objects.filter(attempt=attempt).exists():
+        resolved = AuditEntry.objects.filter(attempt=attempt).exclude(outcome=Outcome.UNKNOWN)
+        if resolved.exists():
             return verdict, "Resolved meanwhile."
         audit.append(
             kind=AuditEntry.Kind.OUTCOME,

@@ -28,6 +28,7 @@ from models_admin.models import BulkJob, ScheduledRun
 logger = logging.getLogger(__name__)
 
 DRAFTS_KEPT = timedelta(days=1)
+TASKS_KEPT = timedelta(days=14)
 # An attempt younger than this may still be waiting for Mistral's answer.
 RECONCILE_MIN_AGE = timedelta(minutes=2)
 
@@ -56,6 +57,15 @@ def _expire_drafts() -> str:
     )
     deleted, _ = drafts.delete()
     return f"{deleted} row(s) of unconfirmed bulk jobs older than a day deleted."
+
+
+def _prune() -> str:
+    """Finished task results and scheduled runs older than TASKS_KEPT; bulk jobs stay
+    (their items are each model's result)."""
+    cutoff = timezone.now() - TASKS_KEPT
+    results, _ = DBTaskResult.objects.finished().filter(finished_at__lt=cutoff).delete()
+    runs, _ = ScheduledRun.objects.filter(period_start__lt=cutoff).delete()
+    return f"{results} finished task result(s) and {runs} scheduled run(s) older than {TASKS_KEPT.days} days deleted."
 
 
 SCHEDULE: dict[str, Upkeep] = {}

@@ -65,7 +65,8 @@ def wait_for(job: BulkJob) -> BulkJob:
 
 
 @pytest.fixture
-def hold_posts(sandbox) -> Iterator[Hold]:
+def hold_posts(sandbox, settings) -> Iterator[Hold]:
+    settings.MISTRAL_API_TIMEOUT = 60  # held requests must not time out and be retried
     with holding(sandbox, "POST") as hold:
         yield hold
 

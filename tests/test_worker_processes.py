@@ -24,7 +24,7 @@ from models_admin.models import AuditEntry, BulkItem, BulkJob, ScheduledRun
 from models_admin.sandbox import SandboxServer
 from tests import servers
 from tests.conftest import ALICE_KEY, make_user
-from tests.workers import holding, process_env, start_worker, stop, wait_until
+from tests.workers import holding, process_env, read_until, start_worker, stop, wait_until
 
 FAST = {"BULK_LEASE_SECONDS": "2", "WORKER_TICK_SECONDS": "0.3"}
 
@@ -121,7 +121,8 @@ class TestGracefulStop:
             job, picked = started_archive(alice, sandbox, 20)
             hold.until_waiting(8)
             worker.send_signal(signal.SIGTERM)
-        output = worker.communicate(timeout=90)[0]  # it exits by itself
+            heard = read_until(worker, "shutting down gracefully")
+        output = heard + worker.communicate(timeout=90)[0]  # it exits by itself
 
         assert worker.returncode == 0, output
         assert job.items.filter(status=BulkItem.Status.SUCCEEDED).count() == 8, (

@@ -142,3 +142,14 @@ def stop(process: subprocess.Popen[str]) -> str:
             process.kill()
     out, _ = process.communicate(timeout=30)
     return out
+
+
+def read_until(process: subprocess.Popen[str], text: str) -> str:
+    """Read the process's output up to the line containing ``text`` (or its end)."""
+    seen = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        seen.append(line)
+        if text in line:
+            break
+    return "".join(seen)

@@ -44,6 +44,7 @@ class Command(BaseCommand):
             [sys.executable, "manage.py", "run_worker", "--no-reload"],
             cwd=settings.BASE_DIR,
             env={**os.environ, "MISTRAL_API_URL": sandbox.url},
+            start_new_session=True,  # Ctrl-C reaches it only as the one SIGTERM below
         )
         url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write("")
