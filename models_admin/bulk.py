@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from models_admin import bulk_run, inventory, remote, services, tasks
+from models_admin import audit, bulk_run, inventory, remote, services, tasks
 from models_admin.audit import Actor
 from models_admin.models import BulkItem, BulkJob
 
@@ -80,7 +80,13 @@ def bulk_job_create(
             request_id=actor.request_id,
         )
         BulkItem.objects.bulk_create(
-            BulkItem(job=job, position=i, model_id=card.id, model_name=card.name or "")
+            BulkItem(
+                job=job,
+                position=i,
+                model_id=card.id,
+                model_name=card.name or "",
+                card=audit.card_snapshot(card),
+            )
             for i, card in enumerate(cards)
         )
     return job

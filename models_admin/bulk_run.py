@@ -206,14 +206,24 @@ def finish_if_done(job_id: Any) -> bool:
     return True
 
 
-def _session(user: User) -> services.UpstreamSession | None:
+def _session(job: BulkJob, user: User) -> services.UpstreamSession | None:
     """This worker's one session for the job: the stored key read and decrypted once,
-    one RateGate for all its calls, and the inventory read once, whose cards are the
-    items' before-snapshots (no retrieve per model)."""
+    one RateGate for all its calls, and the items' cards pinned (no retrieve per model):
+    those the job was prepared with while they are as fresh as a cached inventory may
+    be (MODEL_LIST_CACHE_SECONDS), else the inventory, read once."""
     try:
         session = services.upstream_session(user, gate=remote.RateGate())
     except services.ServiceError:
         return None  # each item then fails, and is audited, on its own
+    fresh = timezone.now() - job.created_at <= timedelta(seconds=settings.MODEL_LIST_CACHE_SECONDS)
+    snapshots = list(job.items.values_list("model_id", "card")) if fresh else []
+    if snapshots and all(card for _, card in snapshots):
+        # UpstreamSession has no public way yet to pin given cards (services owns it).
+        with contextlib.suppress(remote.ModelsApiError):  # else read the inventory
+            session._pinned = {
+                model_id: remote.ModelCard.from_json(card) for model_id, card in snapshots
+            }
+            return session
     with contextlib.suppress(remote.ModelsApiError):  # each item then reads its own card
         session.pin_inventory()
     return session
@@ -233,7 +243,7 @@ class _JobRun:
             request_id=job.request_id,
             role=roles.role_of(user),
         )
-        self.session = _session(user)
+        self.session = _session(job, user)
 
     def loop(self) -> None:
         done: _Result | None = None

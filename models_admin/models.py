@@ -267,6 +267,9 @@ class BulkItem(models.Model):
     model_name = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     message = models.TextField(blank=True)
+    # The model's card as the job was prepared (audit.card_snapshot): what a worker
+    # starts from while it is as fresh as a cached inventory would be.
+    card = models.JSONField(null=True, blank=True)
     worker = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     tries = models.PositiveSmallIntegerField(default=0)  # claims, takeovers included

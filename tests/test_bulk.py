@@ -234,10 +234,25 @@ class TestRun:
         outcomes = AuditEntry.objects.filter(kind=Kind.OUTCOME, action=Action.MODEL_UNARCHIVE)
         assert [o.changes for o in outcomes] == [{"archived": [True, False]}] * 3
 
+    def test_a_job_prepared_long_ago_reads_the_inventory_again(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
+        prepare(as_alice, "archive", picked)
+        job = BulkJob.objects.get()
+        BulkJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=1))
+        cache.clear()
+        sandbox.state.requests.clear()
+
+        start(as_alice, job)
+        wait_for(job)
+
+        reads = [r.path for r in sandbox.state.requests if r.method == "GET"]
+        assert reads == ["/v1/models"]  # once for the job, not once per model
+
     def test_without_the_inventory_each_item_reads_its_own_card(self, as_alice, sandbox):
         picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
         prepare(as_alice, "archive", picked)
         job = BulkJob.objects.get()
+        BulkJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=1))
         cache.clear()
         sandbox.state.requests.clear()
         sandbox.state.faults.set(fail_status=422, fail_times=1, match="GET /v1/models$")
