@@ -259,6 +259,7 @@ class _JobRun:
                     continue
                 wait = _next_wait(self.job.pk)
                 if wait is None:
+                    finish_if_done(self.job.pk)  # at once: the others may be asleep
                     return
                 STOPPING.wait(wait)
             if done is not None:
