@@ -80,7 +80,6 @@ def settle(
     *,
     credential: ApiCredential | None,
     system: str = SYSTEM_ACTOR,
-    note_prefix: str = "Reconciled",
 ) -> tuple[str, str]:
     """Judge one unknown attempt from the model as read now (``card``; None when it is
     gone) and append the verdict as its outcome, unless it stays unknown or another
@@ -105,7 +104,7 @@ def settle(
             target_name=card.display_name if card else attempt.target_name,
             before=attempt.before,
             changes=attempt.changes,
-            message=f"{note_prefix}: {note}",
+            message=f"Reconciled: {note}",
             credential=credential,
         )
     return verdict, note
