@@ -244,6 +244,7 @@ class _JobRun:
             role=roles.role_of(user),
         )
         self.session = _session(job, user)
+        self.finished = threading.Event()
 
     def loop(self) -> None:
         done: _Result | None = None
@@ -259,9 +260,10 @@ class _JobRun:
                     continue
                 wait = _next_wait(self.job.pk)
                 if wait is None:
-                    finish_if_done(self.job.pk)  # at once: the others may be asleep
+                    finish_if_done(self.job.pk)
+                    self.finished.set()  # wakes this job's other threads at once
                     return
-                STOPPING.wait(wait)
+                self.finished.wait(wait)
             if done is not None:
                 _record(done, self.worker)
         except Exception:
