@@ -107,6 +107,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "csp",
     "axes",
+    "django_tasks",
+    "django_tasks_db",
     "models_admin",
 ]
 
@@ -337,6 +339,21 @@ AUDIT_CHECKPOINT_KEY = env_str("AUDIT_CHECKPOINT_KEY")
 AUDIT_CHECKPOINT_DIR = env_str("AUDIT_CHECKPOINT_DIR")
 # Bulk actions run this many upstream calls at once.
 BULK_CONCURRENCY = env_int("BULK_CONCURRENCY", 8)
+
+# --- Background work: Django's Tasks API (the django-tasks backport) on the database
+# backend. `manage.py run_worker` processes (any number, on any host) claim tasks from
+# the database; bulk jobs and scheduled upkeep run there, never in a web process.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# A bulk item's claim lasts this long; a live worker renews it, so only the item of a
+# worker that died (killed, recycled, host lost) is taken over by another after this.
+BULK_LEASE_SECONDS = env_float("BULK_LEASE_SECONDS", 60.0)
+# Threads one worker process gives a job (BULK_CONCURRENCY still bounds the job as a
+# whole, across every worker that shares it).
+BULK_WORKER_THREADS = env_int("BULK_WORKER_THREADS", BULK_CONCURRENCY)
+# How often each worker's scheduler looks for due upkeep and jobs left without a worker.
+WORKER_TICK_SECONDS = env_float("WORKER_TICK_SECONDS", 5.0)
+# Upkeep periods: reconciling audit attempts whose outcome is unknown, expiring drafts.
+RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 5)
 # Cached model inventories (per API key) live this long; the user's own changes drop them.
 MODEL_LIST_CACHE_SECONDS = env_int("MODEL_LIST_CACHE_SECONDS", 30)
 

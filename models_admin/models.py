@@ -226,8 +226,9 @@ class AuditChainHead(models.Model):
 
 
 class BulkJob(models.Model):
-    """One bulk action over many models, run in the background with bounded concurrency.
-    Each item goes through the same service as a single action (and is audited alone)."""
+    """One bulk action over many models, run by task-queue workers with bounded
+    concurrency. Each item goes through the same service as a single action (and is
+    audited alone); workers claim items with a lease (see bulk_run.py)."""
 
     class Action(models.TextChoices):
         ARCHIVE = "archive", "Archive"
@@ -253,6 +254,7 @@ class BulkJob(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When a worker last worked on it (claimed, finished or renewed an item).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -263,9 +265,14 @@ class BulkJob(models.Model):
 
 
 class BulkItem(models.Model):
+    """One model of a bulk job. A worker claims it (``worker``, ``lease_until``) and
+    renews the lease while it runs; an expired lease means its worker died, and another
+    worker takes the item over (reading the model back first)."""
+
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting"
         RUNNING = "running", "Running"
+        RETRYING = "retrying", "Retrying"  # rate-limited; claimable again at retry_at
         SUCCEEDED = "succeeded", "Done"
         FAILED = "failed", "Failed"
 
@@ -276,12 +283,46 @@ class BulkItem(models.Model):
     model_name = storable.StorableTextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     message = models.TextField(blank=True)
+    # The model's card as the job was prepared (audit.card_snapshot): what a worker
+    # starts from while it is as fresh as a cached inventory would be.
+    card = models.JSONField(null=True, blank=True)
+    worker = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    tries = models.PositiveSmallIntegerField(default=0)  # claims, takeovers included
+    retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["position"]
         constraints = [
             models.UniqueConstraint(fields=["job", "position"], name="bulk_item_position")
         ]
+        indexes = [
+            models.Index(fields=["job", "status"], name="bulk_item_job_status"),
+            # The workers' scheduler looks for claimable items across jobs.
+            models.Index(fields=["status"], name="bulk_item_status"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model_id} ({self.status})"
+
+
+class ScheduledRun(models.Model):
+    """One period of one scheduled upkeep task (upkeep.py). The unique (name, period)
+    pair is what makes a task run once per period across every worker and host."""
+
+    name = models.CharField(max_length=50)
+    period_start = models.DateTimeField()
+    enqueued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(null=True)
+    result = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-period_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "period_start"], name="scheduled_run_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.period_start:%Y-%m-%d %H:%M}"

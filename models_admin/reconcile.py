@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from models_admin import audit, outcomes, remote, services
-from models_admin.models import ApiCredential, AuditEntry
+from models_admin.models import ApiCredential, AuditChainHead, AuditEntry
 
 Action, Outcome = AuditEntry.Action, AuditEntry.Outcome
 logger = logging.getLogger(__name__)
@@ -197,18 +197,51 @@ def _settle(attempt: AuditEntry, *, dry_run: bool) -> Reconciled:
     verdict, credential, card = _weigh(attempt)
     note = verdict.note[:1].upper() + verdict.note[1:]
     if verdict.outcome != Outcome.UNKNOWN and not dry_run:
+        _append_verdict(attempt, verdict.outcome, f"Reconciled: {note}.", card, credential)
+    return Reconciled(attempt.seq, attempt.action, attempt.target_id, verdict.outcome, note)
+
+
+def settle(
+    attempt: AuditEntry,
+    card: remote.ModelCard | None,
+    *,
+    credential: ApiCredential | None,
+    system: str = SYSTEM_ACTOR,
+) -> outcomes.Verdict:
+    """Judge one unknown attempt from the model as just read (``card``; None when it is
+    gone), for a bulk worker taking over a dead worker's item, and append the verdict."""
+    state = audit.card_snapshot(card) if card is not None else None
+    verdict = outcomes.judge(attempt.action, attempt.changes, state)
+    note = f"{verdict.note} (read back by the worker that took the item over)"
+    _append_verdict(attempt, verdict.outcome, f"Reconciled: {note}.", card, credential, system)
+    return verdict
+
+
+def _append_verdict(
+    attempt: AuditEntry,
+    outcome: str,
+    message: str,
+    card: remote.ModelCard | None,
+    credential: ApiCredential | None,
+    system: str = SYSTEM_ACTOR,
+) -> None:
+    """Append the verdict, unless another process resolved the attempt meanwhile
+    (checked under the chain's lock, so an attempt gets one outcome)."""
+    with transaction.atomic():
+        AuditChainHead.objects.select_for_update().filter(pk=1).first()
+        if AuditEntry.objects.filter(attempt=attempt).exclude(outcome=Outcome.UNKNOWN).exists():
+            return
         audit.append(
             kind=AuditEntry.Kind.OUTCOME,
             action=attempt.action,
-            outcome=verdict.outcome,
+            outcome=outcome,
             actor=None,
-            system=SYSTEM_ACTOR,
+            system=system,
             attempt=attempt,
             target_id=attempt.target_id,
             target_name=card.display_name if card else attempt.target_name,
             before=attempt.before,
             changes=attempt.changes,
-            message=f"Reconciled: {note}.",
+            message=message,
             credential=credential,
         )
-    return Reconciled(attempt.seq, attempt.action, attempt.target_id, verdict.outcome, note)

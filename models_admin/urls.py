@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from models_admin.views import account, audit, bulk, models
+from models_admin.views import account, audit, background, bulk, models
 from models_admin.views.common import by_method
 
 
@@ -71,6 +71,7 @@ urlpatterns = [
     path("audit/export.ndjson", audit.audit_export, {"fmt": "ndjson"}, name="audit_export_ndjson"),
     path("audit/checkpoint/", audit.audit_checkpoint, name="audit_checkpoint"),
     path("audit/<int:seq>/", audit.audit_detail, name="audit_detail"),
+    path("background/", background.background, name="background"),
     path("team/", account.team, name="team"),
     path("team/add/", account.team_add, name="team_add"),
     path("team/<int:user_id>/role/", account.team_role, name="team_role"),

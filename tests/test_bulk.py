@@ -1,12 +1,13 @@
-"""Bulk archive, unarchive and delete: selection, one confirmation, a background run
-with bounded concurrency, per-item results, retries, and one audit record per model.
+"""Bulk archive, unarchive and delete: selection, one confirmation, a run by the task
+workers with bounded concurrency, per-item results, retries, and one audit record per
+model.
 
-The jobs run in background threads with their own database connections, so these tests
-use committed data (transactional_db)."""
+A task worker runs in a thread of the test process (tests/workers.py), with its own
+database connections, so these tests use committed data (transactional_db). Real
+worker processes (killed, recycled, shared) are in test_worker_processes.py."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -16,10 +17,11 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertTemplateUsed
 
-from models_admin import audit, bulk, roles
+from models_admin import audit, bulk, bulk_run, roles, tasks
 from models_admin.audit import Action, Kind, Outcome
 from models_admin.models import AuditEntry, BulkItem, BulkJob
 from tests.conftest import ALICE_KEY, BOB_KEY, make_user
+from tests.workers import Hold, holding, wait_until, worker_thread
 
 HTMX = {"HX-Request": "true"}
 
@@ -46,54 +48,27 @@ def fine_tuned(sandbox, key=ALICE_KEY, *, archived=False) -> list[dict]:
     ]
 
 
+@pytest.fixture(autouse=True)
+def worker(transactional_db):
+    with worker_thread() as running:
+        yield running
+
+
 def wait_for(job: BulkJob) -> BulkJob:
-    """Join the job's runner (started when the job was confirmed), then read the job."""
-    for thread in threading.enumerate():
-        if thread.name == f"bulk-{job.pk}":
-            thread.join(timeout=60)  # a deadlock guard, not a timing
+    """Wait until the worker has finished the job (a bounded poll of the database)."""
+    wait_until(
+        lambda: BulkJob.objects.filter(pk=job.pk, state=BulkJob.State.FINISHED).exists(),
+        what=f"job {job.pk} to finish",
+    )
     job.refresh_from_db()
-    assert job.state == BulkJob.State.FINISHED
     return job
 
 
-class Hold:
-    """Keeps the sandbox's requests of one method waiting, in flight, until released:
-    concurrency shown by what the sandbox sees, with no timing involved."""
-
-    def __init__(self, sandbox, method: str) -> None:
-        self.method = method
-        self.waiting = 0
-        self.released = False
-        self.condition = threading.Condition()
-        self._plan = sandbox.state.faults.plan
-
-    def plan(self, method: str, path: str):
-        if method == self.method:
-            with self.condition:
-                self.waiting += 1
-                self.condition.notify_all()
-                self.condition.wait_for(lambda: self.released, timeout=60)
-        return self._plan(method, path)
-
-    def until_waiting(self, count: int) -> None:
-        with self.condition:
-            assert self.condition.wait_for(lambda: self.waiting >= count, timeout=60)
-
-    def release(self) -> None:
-        with self.condition:
-            self.released = True
-            self.condition.notify_all()
-
-
 @pytest.fixture
-def hold_posts(sandbox) -> Iterator[Hold]:
-    hold = Hold(sandbox, "POST")
-    sandbox.state.faults.plan = hold.plan
-    try:
+def hold_posts(sandbox, settings) -> Iterator[Hold]:
+    settings.MISTRAL_API_TIMEOUT = 60  # held requests must not time out and be retried
+    with holding(sandbox, "POST") as hold:
         yield hold
-    finally:
-        hold.release()
-        del sandbox.state.faults.plan
 
 
 def prepare(client, action: str, ids=(), **data):
@@ -259,10 +234,25 @@ class TestRun:
         outcomes = AuditEntry.objects.filter(kind=Kind.OUTCOME, action=Action.MODEL_UNARCHIVE)
         assert [o.changes for o in outcomes] == [{"archived": [True, False]}] * 3
 
+    def test_a_job_prepared_long_ago_reads_the_inventory_again(self, as_alice, sandbox):
+        picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
+        prepare(as_alice, "archive", picked)
+        job = BulkJob.objects.get()
+        BulkJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=1))
+        cache.clear()
+        sandbox.state.requests.clear()
+
+        start(as_alice, job)
+        wait_for(job)
+
+        reads = [r.path for r in sandbox.state.requests if r.method == "GET"]
+        assert reads == ["/v1/models"]  # once for the job, not once per model
+
     def test_without_the_inventory_each_item_reads_its_own_card(self, as_alice, sandbox):
         picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
         prepare(as_alice, "archive", picked)
         job = BulkJob.objects.get()
+        BulkJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=1))
         cache.clear()
         sandbox.state.requests.clear()
         sandbox.state.faults.set(fail_status=422, fail_times=1, match="GET /v1/models$")
@@ -371,38 +361,24 @@ class TestConfirm:
         wait_for(job)
 
 
-class TestInterrupted:
-    def test_a_job_whose_runner_died_offers_to_retry_the_unfinished(self, as_alice, alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
-        prepare(as_alice, "archive", picked)
-        job = BulkJob.objects.get()
-        # What a process killed mid-job leaves: running, silent for minutes, items pending.
-        BulkJob.objects.filter(pk=job.pk).update(
-            state=BulkJob.State.RUNNING, heartbeat_at=timezone.now() - timedelta(minutes=5)
-        )
-
-        page = as_alice.get(url("bulk_job", job.pk), headers=HTMX)
-        as_alice.post(url("bulk_retry", job.pk), headers=HTMX)
-
-        assertContains(page, "interrupted")
-        assert "every 1s" not in page.content.decode()
-        retry = BulkJob.objects.exclude(pk=job.pk).get()
-        wait_for(retry)
-        assert sorted(retry.items.values_list("model_id", flat=True)) == sorted(picked)
-
-
 class TestRunner:
+    def run_started(self, job: BulkJob, **fields) -> BulkJob:
+        """Run a started job in this thread (the queued task is run by nobody else:
+        it finds the job finished)."""
+        BulkJob.objects.filter(pk=job.pk).update(state=BulkJob.State.RUNNING, **fields)
+        assert bulk_run.run(job.pk, worker="this-test")
+        job.refresh_from_db()
+        return job
+
     def test_without_a_usable_key_each_item_fails_and_is_audited(self, as_alice, alice, sandbox):
         picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
         prepare(as_alice, "archive", picked)
         job = BulkJob.objects.get()
-        BulkJob.objects.filter(pk=job.pk).update(state=BulkJob.State.RUNNING)
         alice.api_credential.delete()  # removed between the confirmation and the run
         before = len(sandbox.state.requests)
 
-        bulk.run_job(job.pk)
+        job = self.run_started(job)
 
-        job.refresh_from_db()
         assert job.state == BulkJob.State.FINISHED
         assert set(job.items.values_list("status", flat=True)) == {BulkItem.Status.FAILED}
         attempts = AuditEntry.objects.filter(kind=Kind.ATTEMPT, action=Action.MODEL_ARCHIVE)
@@ -410,19 +386,13 @@ class TestRunner:
         assert {o.outcome for a in attempts for o in a.outcomes.all()} == {Outcome.FAILED}
         assert len(sandbox.state.requests) == before  # nothing was sent
 
-    def run_started(self, job: BulkJob, **fields) -> BulkJob:
-        BulkJob.objects.filter(pk=job.pk).update(state=BulkJob.State.RUNNING, **fields)
-        bulk.run_job(job.pk)
-        job.refresh_from_db()
-        return job
-
     def test_a_model_deleted_meanwhile_counts_as_deleted(self, as_alice, sandbox):
         picked = [c["id"] for c in fine_tuned(sandbox)[:2]]
         prepare(as_alice, "delete", picked)
         job = BulkJob.objects.get()
         sandbox.state.workspace(ALICE_KEY).delete(picked[0])  # by someone else
 
-        self.run_started(job, reason="cleanup")
+        job = self.run_started(job, reason="cleanup")
 
         gone, deleted = job.items.all()
         assert (gone.status, gone.message) == (BulkItem.Status.SUCCEEDED, "It was already gone.")
@@ -434,7 +404,7 @@ class TestRunner:
         job = BulkJob.objects.get()
         sandbox.state.workspace(ALICE_KEY).delete(picked[0])
 
-        self.run_started(job)
+        job = self.run_started(job)
 
         assert list(job.items.values_list("status", flat=True)) == [
             BulkItem.Status.FAILED,
@@ -447,24 +417,117 @@ class TestRunner:
         job = BulkJob.objects.get()
         roles.set_role(alice, roles.Role.MEMBER)
 
-        self.run_started(job, reason="cleanup")
+        job = self.run_started(job, reason="cleanup")
 
         assert set(job.items.values_list("status", flat=True)) == {BulkItem.Status.FAILED}
         denied = AuditEntry.objects.filter(outcome=Outcome.DENIED, action=Action.MODEL_DELETE)
         assert sorted(denied.values_list("target_id", flat=True)) == sorted(picked)
         assert all(i in sandbox.state.workspace(ALICE_KEY).models for i in picked)
 
-    def test_the_heartbeat_is_written_at_most_once_a_second(self, as_alice, sandbox):
+    def test_a_job_whose_creator_is_gone_fails_rather_than_hangs(self, as_alice, alice, sandbox):
+        prepare(as_alice, "archive", [c["id"] for c in fine_tuned(sandbox)[:2]])
+        job = BulkJob.objects.get()
+        alice.delete()
+
+        job = self.run_started(job)
+
+        assert job.state == BulkJob.State.FINISHED
+        assert set(job.items.values_list("status", flat=True)) == {BulkItem.Status.FAILED}
+
+
+class TestTakeover:
+    """What a worker that died mid-item leaves (its lease expired), and how the next
+    worker settles it by reading the model back, then sends only what is missing."""
+
+    def died_holding(self, client, sandbox, count: int) -> tuple[BulkJob, list[str]]:
+        picked = [c["id"] for c in fine_tuned(sandbox)[:count]]
+        prepare(client, "archive", picked)
+        job = BulkJob.objects.get()
+        BulkJob.objects.filter(pk=job.pk).update(
+            state=BulkJob.State.RUNNING, started_at=timezone.now() - timedelta(minutes=5)
+        )
+        job.items.update(
+            status=BulkItem.Status.RUNNING,
+            worker="dead-worker",
+            tries=1,
+            lease_until=timezone.now() - timedelta(seconds=1),
+        )
+        job.refresh_from_db()
+        return job, picked
+
+    def test_a_change_that_went_through_is_settled_not_sent_again(self, as_alice, alice, sandbox):
+        job, (sent, unsent) = self.died_holding(as_alice, sandbox, 2)
+        actor = audit.Actor(user=alice, request_id=job.request_id)
+        for model_id in (sent, unsent):  # both attempts were written ahead, no outcome
+            audit.append(
+                kind=Kind.ATTEMPT,
+                action=Action.MODEL_ARCHIVE,
+                outcome=Outcome.UNKNOWN,
+                actor=actor,
+                target_id=model_id,
+            )
+        sandbox.state.workspace(ALICE_KEY).get(sent)["archived"] = True  # only one arrived
+        sandbox.state.requests.clear()
+
+        assert bulk_run.run(job.pk, worker="next-worker")
+
+        posts = [r.path for r in sandbox.state.requests if r.method == "POST"]
+        assert posts == [f"/v1/fine_tuning/models/{unsent}/archive"]
+        assert all(sandbox.state.workspace(ALICE_KEY).get(i)["archived"] for i in (sent, unsent))
+        first, second = job.items.all()
+        assert first.status == second.status == BulkItem.Status.SUCCEEDED
+        assert "read back" in first.message and first.tries == 2
+        for model_id, verdict in ((sent, Outcome.SUCCEEDED), (unsent, Outcome.FAILED)):
+            old = AuditEntry.objects.filter(kind=Kind.ATTEMPT, target_id=model_id).earliest("seq")
+            assert [(o.outcome, o.actor_username) for o in old.outcomes.all()] == [
+                (verdict, bulk_run.TAKEOVER_ACTOR)
+            ]
+        assert not audit.with_resolution(
+            AuditEntry.objects.filter(kind=Kind.ATTEMPT), outcome=Outcome.UNKNOWN
+        ).exists()
+        assert audit.verify_chain().ok
+
+    def test_a_live_lease_is_not_taken(self, as_alice, sandbox):
+        job, _ = self.died_holding(as_alice, sandbox, 1)
+        job.items.update(worker="live-worker", lease_until=timezone.now() + timedelta(minutes=1))
+
+        assert bulk_run._claim(job.pk, "another-worker") is None
+        assert bulk_run.jobs_needing_a_worker() == []
+
+    def test_a_job_that_lost_its_task_is_queued_again(self, as_alice, sandbox, worker):
+        job, picked = self.died_holding(as_alice, sandbox, 3)
+
+        tasks.tick("a-worker")
+
+        wait_for(job)
+        assert all(sandbox.state.workspace(ALICE_KEY).get(i)["archived"] for i in picked)
+
+
+class TestProgress:
+    def test_rate_limited_items_say_when_they_are_retried(self, as_alice, sandbox, settings):
+        settings.MISTRAL_API_MAX_RETRIES = 0
+        picked = [c["id"] for c in fine_tuned(sandbox)[:1]]
+        prepare(as_alice, "archive", picked)
+        job = BulkJob.objects.get()
+        BulkJob.objects.filter(pk=job.pk).update(state=BulkJob.State.RUNNING)
+        sandbox.state.faults.set(fail_status=429, fail_times=1, retry_after="30", match="POST")
+        share = bulk_run._JobRun(job, job.created_by, "this-test")
+
+        bulk_run._record(share.run_item(*bulk_run._claim(job.pk, "this-test")), "this-test")
+
+        item = job.items.get()
+        progress = bulk.bulk_job_progress(job)
+        assert item.status == BulkItem.Status.RETRYING
+        assert progress.retrying == 1 and progress.retry_at == item.retry_at
+        assert f"retrying at {item.retry_at:%H:%M:%S} UTC" in item.message
+        assert bulk_run._claim(job.pk, "this-test") is None  # not before its time
+
+    def test_a_job_no_worker_has_touched_for_a_lease_waits_for_one(self, as_alice, sandbox):
         prepare(as_alice, "archive", [fine_tuned(sandbox)[0]["id"]])
         job = BulkJob.objects.get()
-        heartbeat = bulk._Heartbeat(job)
+        BulkJob.objects.filter(pk=job.pk).update(
+            state=BulkJob.State.RUNNING, started_at=timezone.now() - timedelta(minutes=5)
+        )
+        job.refresh_from_db()
 
-        heartbeat.beat()
-        assert BulkJob.objects.get().heartbeat_at is None
-        heartbeat.last -= timedelta(seconds=2)
-        heartbeat.beat()
-        first = BulkJob.objects.get().heartbeat_at
-        heartbeat.beat()
-
-        assert first is not None
-        assert BulkJob.objects.get().heartbeat_at == first
+        assert bulk.bulk_job_progress(job).waiting_for_worker

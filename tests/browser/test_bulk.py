@@ -2,8 +2,8 @@
 matching model), confirm once in the dialog, watch the background job report each
 model, retry the failures; from the keyboard, and without JavaScript.
 
-Jobs run in background threads of the live server: every wait is a Playwright
-expectation, never a sleep."""
+Jobs run in a task worker (a thread of the test process, tests/workers.py), as they
+would in a `run_worker` process: every wait is a Playwright expectation, never a sleep."""
 
 from __future__ import annotations
 
@@ -22,8 +22,16 @@ from tests.browser.conftest import (
     sign_in,
     workspace,
 )
+from tests.workers import worker_thread
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(autouse=True)
+def _task_worker(live_server):
+    with worker_thread():
+        yield
+
 
 # Long enough for a job of a few models; far below the 20 s a stuck job would take.
 JOB_TIMEOUT_MS = 10_000

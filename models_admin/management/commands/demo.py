@@ -1,7 +1,10 @@
-"""Run the sandbox API and the dashboard together, for `make demo`."""
+"""Run the sandbox API, the dashboard and a task worker together, for `make demo`."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -13,7 +16,10 @@ from models_admin.sandbox import SandboxServer
 
 
 class Command(BaseCommand):
-    help = "Serve the sandbox Mistral API and the dashboard (development server) together."
+    help = (
+        "Serve the sandbox Mistral API and the dashboard (development server), with a "
+        "task worker (bulk jobs, scheduled upkeep) in a process of its own."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -34,10 +40,17 @@ class Command(BaseCommand):
             latency_ms=options["latency_ms"],
         ).start()
         settings.MISTRAL_API_URL = sandbox.url
+        worker = subprocess.Popen(
+            [sys.executable, "manage.py", "run_worker", "--no-reload"],
+            cwd=settings.BASE_DIR,
+            env={**os.environ, "MISTRAL_API_URL": sandbox.url},
+            start_new_session=True,  # Ctrl-C reaches it only as the one SIGTERM below
+        )
         url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"Sandbox Mistral API: {sandbox.url}"))
         self.stdout.write(self.style.SUCCESS(f"Dashboard:           {url}"))
+        self.stdout.write(self.style.SUCCESS(f"Task worker:         running (pid {worker.pid})"))
         self.stdout.write("Sign in as:")
         for line in login_lines():
             self.stdout.write(line)
@@ -45,4 +58,6 @@ class Command(BaseCommand):
         try:
             call_command("runserver", f"{options['host']}:{options['port']}", use_reloader=False)
         finally:
+            worker.terminate()  # a graceful stop: it finishes the item in hand
+            worker.wait(timeout=60)
             sandbox.stop()
