@@ -337,6 +337,7 @@ PASSWORD_RESET_TIMEOUT = PASSWORD_LINK_HOURS * 3600
 AUDIT_CHECKPOINT_KEY = env_str("AUDIT_CHECKPOINT_KEY")
 # Checkpoints are also written here as files when set (e.g. a mount the app can't delete from).
 AUDIT_CHECKPOINT_DIR = env_str("AUDIT_CHECKPOINT_DIR")
+AUDIT_CHECKPOINT_EVERY_MINUTES = env_int("AUDIT_CHECKPOINT_EVERY_MINUTES", 60)
 # Bulk actions run this many upstream calls at once.
 BULK_CONCURRENCY = env_int("BULK_CONCURRENCY", 8)
 

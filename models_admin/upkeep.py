@@ -6,7 +6,8 @@ worker and host, and the task is enqueued in the same transaction as its row. Ea
 task is idempotent: a period already run is not run again, and the work itself (an
 attempt already reconciled, a draft already gone) is safe to repeat.
 
-The inventory sync registers here (``register``) when it exists.
+The audit checkpoint runs here too; the inventory sync registers here (``register``)
+when it exists.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.utils import timezone
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from models_admin import reconcile
+from models_admin import checkpoints, reconcile
 from models_admin.models import BulkJob, ScheduledRun
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,21 @@ register(
 register(
     Upkeep(
         "expire_drafts", "Delete unconfirmed bulk jobs", lambda: timedelta(hours=1), _expire_drafts
+    )
+)
+
+
+def _checkpoint() -> str:
+    checkpoint = checkpoints.write_checkpoint()
+    return f"Checkpoint at entry #{checkpoint.seq} ({checkpoint.count} entries) written to the log."
+
+
+register(
+    Upkeep(
+        "audit_checkpoint",
+        "Write a signed audit checkpoint to the log (and AUDIT_CHECKPOINT_DIR)",
+        lambda: timedelta(minutes=settings.AUDIT_CHECKPOINT_EVERY_MINUTES),
+        _checkpoint,
     )
 )
 

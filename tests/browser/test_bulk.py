@@ -408,8 +408,8 @@ class TestKeyboard:
         page.keyboard.press("Enter")
 
         expect(dialog_title(page)).to_have_text("Delete 2 models?")
-        assert page.evaluate("document.getElementById('dialog').contains(document.activeElement)")
         expect(dialog.get_by_label("Type the number of models to confirm")).to_be_focused()
+        assert page.evaluate("document.getElementById('dialog').contains(document.activeElement)")
         page.keyboard.type("2")
         page.keyboard.press("Tab")
         expect(

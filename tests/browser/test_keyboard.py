@@ -21,6 +21,7 @@ from tests.browser.conftest import (
     sign_in,
     workspace,
 )
+from tests.workers import worker_thread
 
 pytestmark = pytest.mark.browser
 
@@ -268,6 +269,11 @@ def unarchived_named(sandbox, count: int) -> list[dict]:
 
 
 class TestBulk:
+    @pytest.fixture(autouse=True)
+    def _task_worker(self, live_server):
+        with worker_thread():
+            yield
+
     def test_a_bulk_archive_with_the_keyboard_keeps_focus_and_the_filters(
         self, page, live_server, alice, sandbox, settings
     ):
