@@ -6,17 +6,39 @@ Mistral-compatible sandbox over real HTTP on 127.0.0.1 and points the client at 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 
 from models_admin import audit_sql, roles
 from models_admin.models import ApiCredential, AuditEntry
 from models_admin.sandbox import SandboxServer
+
+
+def _redis_database_per_worker() -> None:
+    """pytest-xdist's workers share one Redis, and every test empties the cache (FLUSHDB):
+    give each worker its own database, counted from REDIS_URL's (gw0 keeps it, gw1 takes
+    the next), as pytest-django gives each its own test database. Set in the environment
+    too, for the servers the tests start."""
+    url, worker = os.environ.get("REDIS_URL"), os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))
+    os.environ["REDIS_URL"] = urlunsplit(parts._replace(path=f"/{number}"))
+    default = {**django_settings.CACHES["default"], "LOCATION": os.environ["REDIS_URL"]}
+    override_settings(CACHES={"default": default}).enable()
+
+
+_redis_database_per_worker()
 
 
 @pytest.fixture(scope="session")
