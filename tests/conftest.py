@@ -41,6 +41,18 @@ def _redis_database_per_worker() -> None:
 _redis_database_per_worker()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``storage`` the tests that request a database or whose module uses Django's
+    cache: what changes with DATABASE_URL and REDIS_URL. The PostgreSQL + Redis run of
+    .ci/run takes only those (the sandbox, the client and the subprocess checks of
+    encryption and deployment are the same on every backend)."""
+    for item in items:
+        module = getattr(item, "module", None)
+        uses_cache = module is not None and any(v is cache for v in vars(module).values())
+        if "django_db_setup" in getattr(item, "fixturenames", ()) or uses_cache:
+            item.add_marker(pytest.mark.storage)
+
+
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[SandboxServer]:
     with SandboxServer() as server:
