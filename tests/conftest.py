@@ -6,12 +6,17 @@ Mistral-compatible sandbox over real HTTP on 127.0.0.1 and points the client at 
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 
 from models_admin import audit_sql, roles, signals
@@ -21,7 +26,39 @@ from models_admin.models import ApiCredential, AuditEntry
 from models_admin.sandbox import SandboxServer
 
 # The OpenID Connect provider's fixtures (oidc_provider).
-pytest_plugins = ["tests.oidc_provider"]
+# The provider's fixtures. .venv-sdk3 runs tests/test_sandbox_sdk.py only, without the
+# package; in .venv, a test that needs them fails loudly if it is missing.
+pytest_plugins = ["tests.oidc_provider"] if importlib.util.find_spec("oidc_provider_mock") else []
+
+
+def _redis_database_per_worker() -> None:
+    """pytest-xdist's workers share one Redis, and every test empties the cache (FLUSHDB):
+    give each worker its own database, counted from REDIS_URL's (gw0 keeps it, gw1 takes
+    the next), as pytest-django gives each its own test database. Set in the environment
+    too, for the servers the tests start."""
+    url, worker = os.environ.get("REDIS_URL"), os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))
+    os.environ["REDIS_URL"] = urlunsplit(parts._replace(path=f"/{number}"))
+    default = {**django_settings.CACHES["default"], "LOCATION": os.environ["REDIS_URL"]}
+    override_settings(CACHES={"default": default}).enable()
+
+
+_redis_database_per_worker()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``storage`` the tests that request a database or whose module uses Django's
+    cache: what changes with DATABASE_URL and REDIS_URL. The PostgreSQL + Redis run of
+    .ci/run takes only those (the sandbox, the client and the subprocess checks of
+    encryption and deployment are the same on every backend)."""
+    for item in items:
+        module = getattr(item, "module", None)
+        uses_cache = module is not None and any(v is cache for v in vars(module).values())
+        if "django_db_setup" in getattr(item, "fixturenames", ()) or uses_cache:
+            item.add_marker(pytest.mark.storage)
 
 
 @pytest.fixture(scope="session")

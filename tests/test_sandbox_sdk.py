@@ -1,17 +1,29 @@
-"""The official ``mistralai`` SDK (2.10.x) against the sandbox: proof that it is faithful.
+"""The official ``mistralai`` SDK against the sandbox: proof that it is faithful.
 
-Every response the SDK receives is also captured raw (an httpx response hook) and,
-at the end of each test, validated against the published OpenAPI extract: 200s
-against the operation's declared schema, 422s against HTTPValidationError.
+Runs twice, once per SDK major: 2.x in .venv (requirements/dev.txt) and 3.x in
+.venv-sdk3 (requirements/sdk3.txt, ``make test-sdk3``). They cannot share one
+environment: both are the ``mistralai`` distribution. Their models operations are the
+same; what differs is the HTTP library: 3.x sends through ``httpx2`` (its own import
+name, installed beside httpx), so the client handed to the SDK is built from the one
+the installed SDK uses.
+
+Every response the SDK receives is also captured raw (a response hook) and, at the
+end of each test, validated against the published OpenAPI extract: 200s against the
+operation's declared schema, 422s against HTTPValidationError.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 from mistralai.client import Mistral, errors, models
 
@@ -19,16 +31,36 @@ from tests import openapi
 
 KEY = "sandbox-sdk"
 TLS = ssl.create_default_context()  # shared: one per client costs ~35 ms
+SDK_VERSION = version("mistralai")
+SDK_MAJOR = int(SDK_VERSION.split(".")[0])
+sdk_http: Any = importlib.import_module("httpx2" if SDK_MAJOR >= 3 else "httpx")
+# The lock this environment was installed from: make test-sdk3 names requirements/sdk3.txt.
+LOCK = Path(__file__).resolve().parent.parent / os.environ.get("SDK_LOCK", "requirements/dev.txt")
+
+
+class TestEnvironment:
+    def test_it_drives_the_sdk_the_lock_pins(self):
+        pinned = re.search(r"^mistralai==(\S+)$", LOCK.read_text(), re.MULTILINE)
+
+        assert pinned, f"{LOCK.name} pins no mistralai"
+        assert pinned[1] == SDK_VERSION, (
+            f"mistralai {SDK_VERSION} is installed, {LOCK.name} pins {pinned[1]} "
+            "(the 3.x environment runs through make test-sdk3)"
+        )
+
+    def test_its_own_client_is_the_kind_these_tests_hand_it(self, sandbox):
+        with Mistral(api_key=KEY, server_url=sandbox.url) as own:
+            assert isinstance(own.sdk_configuration.client, sdk_http.Client)
 
 
 class Capture:
     """Raw (method, path, status, body) of every response, for schema validation."""
 
     def __init__(self) -> None:
-        self.responses: list[tuple[str, str, int, httpx.Response]] = []
+        self.responses: list[tuple[str, str, int, Any]] = []
         self.validated: set[tuple[str, int]] = set()
 
-    def hook(self, response: httpx.Response) -> None:
+    def hook(self, response: Any) -> None:
         response.read()
         request = response.request
         self.responses.append(
@@ -59,7 +91,7 @@ def capture():
 @contextmanager
 def make_client(sandbox, capture: Capture, key: str = KEY) -> Iterator[Mistral]:
     # The SDK leaves a client it was given open, so close it here.
-    with httpx.Client(verify=TLS, event_hooks={"response": [capture.hook]}, timeout=5) as http:
+    with sdk_http.Client(verify=TLS, event_hooks={"response": [capture.hook]}, timeout=5) as http:
         yield Mistral(api_key=key, server_url=sandbox.url, client=http)
 
 
