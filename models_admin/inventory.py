@@ -46,6 +46,9 @@ class Inventory:
     roots: tuple[str, ...]
     capabilities: tuple[str, ...]
     total_cards: int
+    # What Mistral's list held that could not be shown at all (a card without a usable
+    # id); cards with lesser problems are rows flagged with their own message.
+    problems: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, cards: Iterable[ModelCard]) -> Inventory:
@@ -81,7 +84,7 @@ class Inventory:
             aliases = tuple(sorted(ids - {card.id}))
             text = " ".join(filter(None, (card.id, card.name, card.description, *aliases)))
             rows.append(ModelRow(card=card, aliases=aliases, haystack=text.lower()))
-            if isinstance(card, FineTunedModelCard):
+            if isinstance(card, FineTunedModelCard) and card.root:
                 roots.add(card.root)
             capabilities.update(card.capabilities.enabled)
         return cls(
@@ -89,6 +92,7 @@ class Inventory:
             roots=tuple(sorted(roots)),
             capabilities=tuple(sorted(capabilities)),
             total_cards=total,
+            problems=tuple(getattr(cards, "problems", ())),
         )
 
     def find(self, model_id: str) -> ModelRow | None:
