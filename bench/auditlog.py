@@ -5,7 +5,7 @@ take minutes, so ``History`` writes them in bulk (a multi-row INSERT, COPY on
 PostgreSQL), in ``seq`` order, each hashed as ``audit.append`` hashes it
 (``audit.entry_hash`` over the fields ``audit._hash_values`` picks, the attempt as its
 seq) and chained to the one before; then it moves the chain head. The chain verifies
-(``audit.verify_chain()`` is checked at 1,000 entries), and the app appends after it
+(``audit_chain.verify_chain()`` is checked at 1,000 entries), and the app appends after it
 as usual. The history is a realistic mix spread over the past year: changes as an
 attempt followed by its outcome (1 % never resolved), and events (key changes, member
 changes, exports, denials).
@@ -40,7 +40,7 @@ from bench.common import (
 )
 from bench.environment import Environment
 from bench.queries import count_queries, equal_counts_metric
-from models_admin import audit
+from models_admin import audit, audit_chain
 from models_admin.audit import Action, Kind, Outcome
 from models_admin.models import AuditChainHead, AuditEntry
 
@@ -358,7 +358,7 @@ def run(env: Environment) -> list[Metric]:
     history = History(planned=AUDIT_LARGE, actors=[env.admin, env.small_user, env.bulk_user])
 
     generated_s, _ = timed(lambda: history.extend_to(AUDIT_SMALL))
-    report = audit.verify_chain()
+    report = audit_chain.verify_chain()
     if not report.ok:
         raise BenchError(f"the generated audit chain does not verify: {report.problem}")
     small_times = _page_timings(client)

@@ -132,7 +132,7 @@ def read(path: str | Path) -> list[Checkpoint]:
 
 def verify(checkpoints: list[Checkpoint]) -> list[str]:
     """What is wrong with the log, checkpoint by checkpoint (empty: it reaches every one
-    and agrees with it). Check the chain itself with audit.verify_chain()."""
+    and agrees with it). Check the chain itself with audit_chain.verify_chain()."""
     problems: list[str] = []
     for checkpoint in sorted(checkpoints, key=lambda c: c.seq):
         if checkpoint.seq == 0:

@@ -16,7 +16,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
-from models_admin import audit, audit_sql, reconcile, roles, signals
+from models_admin import audit, audit_chain, audit_sql, reconcile, roles, signals
 from models_admin.audit import Action, Actor, Kind, Outcome
 from models_admin.models import AppendOnlyError, AuditChainHead, AuditEntry
 from tests.conftest import ALICE_KEY, BOB_KEY, CAROL_KEY, make_user
@@ -33,8 +33,8 @@ def entries(**filters) -> list[AuditEntry]:
     return list(AuditEntry.objects.filter(**filters).order_by("seq"))
 
 
-def verify() -> audit.ChainReport:
-    return audit.verify_chain()
+def verify() -> audit_chain.ChainReport:
+    return audit_chain.verify_chain()
 
 
 def append_event(actor_user: User, n: int = 1, **fields) -> list[AuditEntry]:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from django.db import connection, connections
 
-from models_admin import audit, roles
+from models_admin import audit, audit_chain, roles
 from models_admin.audit import Action, Actor, Kind, Outcome
 from models_admin.models import AuditEntry
 from tests import servers
@@ -34,7 +34,7 @@ def _postgresql_only():
 def assert_contiguous_chain(expected: int) -> None:
     seqs = list(AuditEntry.objects.order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, expected + 1))
-    report = audit.verify_chain()
+    report = audit_chain.verify_chain()
     assert report.ok, report.problem
 
 

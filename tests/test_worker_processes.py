@@ -18,7 +18,7 @@ from django.test import Client
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from models_admin import audit, bulk, roles, tasks, upkeep
+from models_admin import audit_chain, bulk, roles, tasks, upkeep
 from models_admin.audit import Action, Actor, Kind, Outcome
 from models_admin.models import AuditEntry, BulkItem, BulkJob, ScheduledRun
 from models_admin.sandbox import SandboxServer
@@ -77,7 +77,7 @@ def assert_each_changed_once(job: BulkJob, sandbox, picked: list[str]) -> None:
     for attempt in attempts:
         assert attempt.outcomes.count() == 1, attempt
         assert attempt.outcomes.get().outcome == Outcome.SUCCEEDED
-    assert audit.verify_chain().ok
+    assert audit_chain.verify_chain().ok
 
 
 class TestWorkerKilled:

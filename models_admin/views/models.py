@@ -145,14 +145,25 @@ def model_edit_form(request: AuthedRequest, model_id: str) -> HttpResponse:
     return _edit_page(request, model_id, form, card)
 
 
+def _form_page(
+    request: AuthedRequest,
+    template: str,
+    model_id: str,
+    form: forms.ModelEditForm | forms.ModelDeleteForm,
+    card: remote.ModelCard | None = None,
+) -> TemplateResponse:
+    """A model's form page (its partial for htmx, by the view's for_htmx)."""
+    context = {"card": card, "form": form, "model_id": model_id}
+    return TemplateResponse(request, f"models_admin/{template}", context)
+
+
 def _edit_page(
     request: AuthedRequest,
     model_id: str,
     form: forms.ModelEditForm,
     card: remote.ModelCard | None = None,
 ) -> TemplateResponse:
-    context = {"card": card, "form": form, "model_id": model_id}
-    return TemplateResponse(request, "models_admin/model_edit.html", context)
+    return _form_page(request, "model_edit.html", model_id, form, card)
 
 
 @require_POST
@@ -328,8 +339,7 @@ def _delete_page(
     form: forms.ModelDeleteForm,
     card: remote.ModelCard | None = None,
 ) -> TemplateResponse:
-    context = {"card": card, "form": form, "model_id": model_id}
-    return TemplateResponse(request, "models_admin/model_delete.html", context)
+    return _form_page(request, "model_delete.html", model_id, form, card)
 
 
 @require_POST

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from models_admin import audit, checkpoints
+from models_admin import audit_chain, checkpoints
 
 
 class Command(BaseCommand):
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             anchors = [c for path in options["checkpoint"] for c in checkpoints.read(path)]
         except (OSError, checkpoints.InvalidCheckpoint) as exc:
             raise CommandError(f"Can't use the checkpoint: {exc}") from exc
-        report = audit.verify_chain()
+        report = audit_chain.verify_chain()
         if not report.ok:
             raise CommandError(
                 f"Audit chain BROKEN at entry #{report.first_bad_seq}: {report.problem}. "
