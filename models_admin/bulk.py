@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from models_admin import audit, bulk_run, inventory, remote, services, tasks
+from models_admin import audit, bulk_run, inventory, remote, services, storable, tasks
 from models_admin.audit import Actor
 from models_admin.models import BulkItem, BulkJob
 
@@ -85,7 +85,8 @@ def bulk_job_create(
                 position=i,
                 model_id=card.id,
                 model_name=card.name or "",
-                card=audit.card_snapshot(card),
+                # Stored as the database can take it (no NUL: see storable).
+                card=storable.json_value(audit.card_snapshot(card)),
             )
             for i, card in enumerate(cards)
         )

@@ -36,7 +36,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
-from models_admin import audit, reconcile, remote, roles, services
+from models_admin import audit, reconcile, remote, roles, services, storable
 from models_admin.audit import Action, Actor
 from models_admin.models import AuditEntry, BulkItem, BulkJob
 
@@ -98,7 +98,7 @@ def _record(result: _Result, worker: str) -> None:
             "WHERE id = %s AND worker = %s AND status = %s",
             [
                 result.status,
-                result.message[:1000],
+                storable.text(result.message, 1000),
                 at(result.retry_at, connection),
                 result.item.pk,
                 worker,
