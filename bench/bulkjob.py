@@ -88,12 +88,12 @@ def _one_job(env: Environment, ids: list[str]) -> dict[str, Any]:
 
 
 @contextmanager
-def _worker(env: Environment) -> Iterator[None]:
-    """One task worker on the benchmark's database, calling the large sandbox."""
+def worker(sandbox_url: str) -> Iterator[None]:
+    """One task worker on the benchmark's database, calling the sandbox at ``sandbox_url``."""
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_worker", "--no-startup-delay"],
         cwd=ROOT,
-        env={**os.environ, "DASHBOARD_TEST_MISTRAL_API_URL": env.large.url},
+        env={**os.environ, "DASHBOARD_TEST_MISTRAL_API_URL": sandbox_url},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -115,7 +115,7 @@ def _worker(env: Environment) -> Iterator[None]:
 def run(env: Environment) -> list[Metric]:
     workspace = env.large.state.workspace(BULK_KEY)
     selection = _fine_tuned_ids(workspace, BULK_SIZE * RUNS)
-    with override_settings(MISTRAL_API_URL=env.large.url), _worker(env):
+    with override_settings(MISTRAL_API_URL=env.large.url), worker(env.large.url):
         runs = [_one_job(env, selection[i * BULK_SIZE : (i + 1) * BULK_SIZE]) for i in range(RUNS)]
     sequential = BULK_SIZE * LATENCY_MS / 1000
     ratios = [r["wall_seconds"] / sequential for r in runs]
