@@ -10,17 +10,16 @@ is wall time / (30 / R), the time the limiter itself needs for 30 calls; target 
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Any
 
 from django.test import override_settings
 
-from bench.bulkjob import worker
-from bench.common import HTMX, BenchError, Metric, expect_status, upstream_calls
+from bench.bulkjob import prepare_archive, start_and_finish, worker
+from bench.common import BenchError, Metric, upstream_calls
 from bench.environment import Environment, _team_admin
 from bench.upstream import _fine_tuned_ids
-from models_admin.models import BulkItem, BulkJob
+from models_admin.models import BulkItem
 from models_admin.sandbox import SandboxServer
 
 RATES = (1, 5)
@@ -28,31 +27,16 @@ ITEMS = 30
 TARGET = 1.5
 KEY = "sandbox-bench-ratelimit"
 TIMEOUT_S = 180.0
-POLL_S = 0.01
 
 
 def _one_job(env: Environment, server: Any, user: Any, ids: list[str], rate: int) -> dict[str, Any]:
     client = env.client(user)
     server.state.faults.clear()
-    prepared = client.post("/models/bulk/", {"action": "archive", "ids": ids}, headers=HTMX)
-    expect_status(prepared, 200)
-    job = BulkJob.objects.filter(created_by=user, state=BulkJob.State.DRAFT).latest("created_at")
-    if job.items.count() != len(ids):
-        raise BenchError(f"the draft job has {job.items.count()} items, not {len(ids)}")
+    job = prepare_archive(client, user, ids)
     server.state.faults.set(rate_limit=rate)
     with upstream_calls(server) as calls:
-        started = time.perf_counter()
-        expect_status(client.post(f"/bulk/{job.pk}/start/", {}, headers=HTMX), 200)
-        state = None
-        while time.perf_counter() < started + TIMEOUT_S:
-            state = BulkJob.objects.filter(pk=job.pk).values_list("state", flat=True).first()
-            if state == BulkJob.State.FINISHED:
-                break
-            time.sleep(POLL_S)
-        elapsed = time.perf_counter() - started
+        elapsed = start_and_finish(client, job, timeout=TIMEOUT_S)
     server.state.faults.clear()
-    if state != BulkJob.State.FINISHED:
-        raise BenchError(f"the bulk job was still {state} after {TIMEOUT_S:.0f} s")
     statuses = Counter(job.items.values_list("status", flat=True))
     if statuses != {BulkItem.Status.SUCCEEDED: len(ids)}:
         raise BenchError(f"bulk items did not all succeed: {dict(statuses)}")
