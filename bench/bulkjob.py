@@ -46,25 +46,10 @@ def _one_job(env: Environment, ids: list[str]) -> dict[str, Any]:
     server, user = env.large, env.bulk_user
     client = env.client(user)
     workspace = server.state.workspace(BULK_KEY)
-    prepared = client.post("/models/bulk/", {"action": "archive", "ids": ids}, headers=HTMX)
-    expect_status(prepared, 200)
-    job = BulkJob.objects.filter(created_by=user, state=BulkJob.State.DRAFT).latest("created_at")
-    if job.items.count() != len(ids):
-        raise BenchError(f"the draft job has {job.items.count()} items, not {len(ids)}")
+    job = prepare_archive(client, user, ids)
     server.state.peak_in_flight = server.state.in_flight
     with upstream_calls(server) as calls:
-        started = time.perf_counter()
-        expect_status(client.post(f"/bulk/{job.pk}/start/", {}, headers=HTMX), 200)
-        state = None
-        while time.perf_counter() < started + TIMEOUT_S:
-            state = BulkJob.objects.filter(pk=job.pk).values_list("state", flat=True).first()
-            if state == BulkJob.State.FINISHED:
-                break
-            time.sleep(POLL_S)
-        elapsed = time.perf_counter() - started
-    if state != BulkJob.State.FINISHED:
-        raise BenchError(f"the bulk job was still {state} after {TIMEOUT_S:.0f} s")
-    job.refresh_from_db()
+        elapsed = start_and_finish(client, job, timeout=TIMEOUT_S)
     failed = job.items.exclude(status=BulkItem.Status.SUCCEEDED)
     if failed.exists():
         raise BenchError(
@@ -87,13 +72,41 @@ def _one_job(env: Environment, ids: list[str]) -> dict[str, Any]:
     }
 
 
+def prepare_archive(client: Any, user: Any, ids: list[str]) -> BulkJob:
+    """The draft job the list page's selection of ``ids`` makes (htmx)."""
+    prepared = client.post("/models/bulk/", {"action": "archive", "ids": ids}, headers=HTMX)
+    expect_status(prepared, 200)
+    job = BulkJob.objects.filter(created_by=user, state=BulkJob.State.DRAFT).latest("created_at")
+    if job.items.count() != len(ids):
+        raise BenchError(f"the draft job has {job.items.count()} items, not {len(ids)}")
+    return job
+
+
+def start_and_finish(client: Any, job: BulkJob, *, timeout: float) -> float:
+    """Confirm the draft job and wait until its row says ``finished`` (polled every
+    10 ms); the seconds that took."""
+    started = time.perf_counter()
+    expect_status(client.post(f"/bulk/{job.pk}/start/", {}, headers=HTMX), 200)
+    state = None
+    while time.perf_counter() < started + timeout:
+        state = BulkJob.objects.filter(pk=job.pk).values_list("state", flat=True).first()
+        if state == BulkJob.State.FINISHED:
+            break
+        time.sleep(POLL_S)
+    elapsed = time.perf_counter() - started
+    if state != BulkJob.State.FINISHED:
+        raise BenchError(f"the bulk job was still {state} after {timeout:.0f} s")
+    job.refresh_from_db()
+    return elapsed
+
+
 @contextmanager
-def _worker(env: Environment) -> Iterator[None]:
-    """One task worker on the benchmark's database, calling the large sandbox."""
+def worker(sandbox_url: str) -> Iterator[None]:
+    """One task worker on the benchmark's database, calling the sandbox at ``sandbox_url``."""
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_worker", "--no-startup-delay"],
         cwd=ROOT,
-        env={**os.environ, "DASHBOARD_TEST_MISTRAL_API_URL": env.large.url},
+        env={**os.environ, "DASHBOARD_TEST_MISTRAL_API_URL": sandbox_url},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -115,7 +128,7 @@ def _worker(env: Environment) -> Iterator[None]:
 def run(env: Environment) -> list[Metric]:
     workspace = env.large.state.workspace(BULK_KEY)
     selection = _fine_tuned_ids(workspace, BULK_SIZE * RUNS)
-    with override_settings(MISTRAL_API_URL=env.large.url), _worker(env):
+    with override_settings(MISTRAL_API_URL=env.large.url), worker(env.large.url):
         runs = [_one_job(env, selection[i * BULK_SIZE : (i + 1) * BULK_SIZE]) for i in range(RUNS)]
     sequential = BULK_SIZE * LATENCY_MS / 1000
     ratios = [r["wall_seconds"] / sequential for r in runs]

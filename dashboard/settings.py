@@ -348,6 +348,9 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # A bulk item's claim lasts this long; a live worker renews it, so only the item of a
 # worker that died (killed, recycled, host lost) is taken over by another after this.
 BULK_LEASE_SECONDS = env_float("BULK_LEASE_SECONDS", 60.0)
+# A bulk item Mistral keeps rate-limiting (429) waits and is tried again until this long
+# after its first try; only then does it fail. Other errors fail it at once.
+BULK_ITEM_DEADLINE_SECONDS = env_float("BULK_ITEM_DEADLINE_SECONDS", 600.0)
 # Threads one worker process gives a job (BULK_CONCURRENCY still bounds the job as a
 # whole, across every worker that shares it).
 BULK_WORKER_THREADS = env_int("BULK_WORKER_THREADS", BULK_CONCURRENCY)

@@ -5,15 +5,18 @@ Items are claimed one at a time with a lease (BULK_LEASE_SECONDS). A claim locks
 job's row, so the claims of every worker sharing a job are serialised, and none is
 granted while BULK_CONCURRENCY items of the job hold a live lease: the bound holds
 across workers. Each worker gives a job up to BULK_WORKER_THREADS threads sharing one
-upstream session (the key decrypted once, one RateGate, one inventory read).
+upstream session (the key decrypted once, one inventory read) and one bulk_pace.Pace:
+the session's RateGate, so a 429 pauses every thread of the worker, and the worker's
+concurrency for the job, which halves on a 429 and grows back after successes (AIMD).
 
 A live worker renews its leases (``renew_leases``, from its scheduler tick), so a lease
 expires only when its worker is gone (SIGKILL, recycle, host lost). The item is then
 taken over: what the dead worker may have sent is settled first, by reading the model
 back (reconcile.settle gives each of its unresolved audit attempts its one outcome),
 and the change is sent again only if the model shows it did not happen. A rate-limited
-item waits in ``retrying`` until its ``retry_at``. On SIGTERM (``STOPPING``) threads
-finish their item and claim no more; tasks.py hands the rest of the job to the queue.
+item waits in ``retrying`` until its ``retry_at``; a 429 fails it only once
+BULK_ITEM_DEADLINE_SECONDS have passed since it was first tried. On SIGTERM
+(``STOPPING``) threads finish their item and claim no more; tasks.py hands the rest of the job to the queue.
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import close_old_connections, connection, connections, transaction
-from django.db.models import Min, Q
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
-from models_admin import audit, reconcile, remote, roles, services, storable
+from models_admin import audit, bulk_pace, reconcile, remote, roles, services, storable
 from models_admin.audit import Action, Actor
 from models_admin.models import AuditEntry, BulkItem, BulkJob
 
@@ -48,8 +51,6 @@ AUDIT_ACTION = {
     BulkJob.Action.DELETE: Action.MODEL_DELETE,
 }
 FINAL = (BulkItem.Status.SUCCEEDED, BulkItem.Status.FAILED)
-# A rate-limited item is tried at most this many times (takeovers included).
-MAX_TRIES = 5
 TAKEOVER_ACTOR = "system:bulk_takeover"
 
 # Set by the worker on SIGTERM: finish the item in hand, claim no more.
@@ -206,13 +207,13 @@ def finish_if_done(job_id: Any) -> bool:
     return True
 
 
-def _session(job: BulkJob, user: User) -> services.UpstreamSession | None:
+def _session(job: BulkJob, user: User, gate: remote.RateGate) -> services.UpstreamSession | None:
     """This worker's one session for the job: the stored key read and decrypted once,
-    one RateGate for all its calls, and the items' cards pinned (no retrieve per model):
+    one RateGate (``gate``) for all its calls, and the items' cards pinned (no retrieve per model):
     those the job was prepared with while they are as fresh as a cached inventory may
     be (MODEL_LIST_CACHE_SECONDS), else the inventory, read once."""
     try:
-        session = services.upstream_session(user, gate=remote.RateGate())
+        session = services.upstream_session(user, gate=gate)
     except services.ServiceError:
         return None  # each item then fails, and is audited, on its own
     fresh = timezone.now() - job.created_at <= timedelta(seconds=settings.MODEL_LIST_CACHE_SECONDS)
@@ -243,21 +244,43 @@ class _JobRun:
             request_id=job.request_id,
             role=roles.role_of(user),
         )
-        self.session = _session(job, user)
+        self.pace = bulk_pace.Pace(settings.BULK_CONCURRENCY)
+        self.session = _session(job, user, self.pace)
         self.finished = threading.Event()
+
+    def _slot(self, done: _Result | None) -> _Result | None:
+        """Wait for a slot under the job's concurrency in this worker (the item just
+        done is recorded meanwhile, if that takes a while); returns what is left to record."""
+        if self.pace.acquire(timeout=0):
+            return done
+        if done is not None:
+            with transaction.atomic():
+                _record(done, self.worker)
+            IN_HAND.discard(done.item.pk)
+        while not (self.pace.acquire(timeout=0.5) or STOPPING.is_set() or self.finished.is_set()):
+            pass
+        return None
 
     def loop(self) -> None:
         done: _Result | None = None
         try:
             while not STOPPING.is_set():
-                claimed = _claim(self.job.pk, self.worker, done)
-                if done is not None:
-                    IN_HAND.discard(done.item.pk)
-                done = None
-                if claimed is not None:
-                    IN_HAND.add(claimed[0].pk)
-                    done = self.run_item(*claimed)
-                    continue
+                done = self._slot(done)
+                if STOPPING.is_set() or self.finished.is_set():
+                    break  # (a slot taken meanwhile is left: this share is over)
+                try:
+                    claimed = _claim(self.job.pk, self.worker, done)
+                    if done is not None:
+                        IN_HAND.discard(done.item.pk)
+                    done = None
+                    if claimed is not None:
+                        IN_HAND.add(claimed[0].pk)
+                        done = self.run_item(*claimed)
+                        continue
+                finally:
+                    self.pace.release(
+                        succeeded=done is not None and done.status == BulkItem.Status.SUCCEEDED
+                    )
                 wait = _next_wait(self.job.pk)
                 if wait is None:
                     finish_if_done(self.job.pk)
@@ -293,12 +316,7 @@ class _JobRun:
                 else (BulkItem.Status.FAILED, exc.message)
             )
         except remote.ApiRateLimited as exc:
-            status, message = BulkItem.Status.FAILED, exc.message
-            if item.tries < MAX_TRIES:
-                wait = max(1.0, exc.retry_after or 5.0)
-                retry_at = timezone.now() + timedelta(seconds=wait)
-                status = BulkItem.Status.RETRYING
-                message = f"Rate-limited by Mistral: retrying at {retry_at:%H:%M:%S} UTC."
+            return self._rate_limited(item, exc)
         except (services.ServiceError, remote.ModelsApiError) as exc:
             status, message = BulkItem.Status.FAILED, exc.message
         except PermissionDenied as exc:
@@ -308,6 +326,24 @@ class _JobRun:
             status, message = BulkItem.Status.FAILED, "Unexpected error; see the server log."
             close_old_connections()  # a broken connection is replaced for the next item
         return _Result(item, status, message, retry_at)
+
+    def _rate_limited(self, item: BulkItem, exc: remote.ApiRateLimited) -> _Result:
+        """Mistral kept saying "too many requests": the item waits and is tried again,
+        until its deadline (BULK_ITEM_DEADLINE_SECONDS after its first try)."""
+        now = timezone.now()
+        retry_at = now + timedelta(seconds=max(1.0, exc.retry_after or 5.0))
+        first = self._attempts(item).aggregate(at=Min("created_at"))["at"] or now
+        deadline = first + timedelta(seconds=settings.BULK_ITEM_DEADLINE_SECONDS)
+        if now >= deadline:
+            message = (
+                "Mistral kept answering 429 (too many requests) until this item's deadline, "
+                f"{settings.BULK_ITEM_DEADLINE_SECONDS / 60:g} minutes after its first try: "
+                "not done. Retry it later."
+            )
+            return _Result(item, BulkItem.Status.FAILED, message)
+        retry_at = min(retry_at, deadline)
+        message = f"Rate-limited by Mistral: retrying at {retry_at:%H:%M:%S} UTC."
+        return _Result(item, BulkItem.Status.RETRYING, message, retry_at)
 
     def _settled(self, item: BulkItem) -> _Result | None:
         """The item's worker died holding it. Read the model back: its unresolved
@@ -336,7 +372,8 @@ class _JobRun:
         message = "Done before its worker stopped (read back from Mistral)."
         return _Result(item, BulkItem.Status.SUCCEEDED, message)
 
-    def _unresolved_attempts(self, item: BulkItem) -> list[AuditEntry]:
+    def _attempts(self, item: BulkItem) -> QuerySet[AuditEntry]:
+        """The item's audited attempts in this job."""
         entries = AuditEntry.objects.filter(
             kind=AuditEntry.Kind.ATTEMPT,
             action=self.action,
@@ -346,6 +383,10 @@ class _JobRun:
         )
         if self.job.request_id:
             entries = entries.filter(request_id=self.job.request_id)
+        return entries
+
+    def _unresolved_attempts(self, item: BulkItem) -> list[AuditEntry]:
+        entries = self._attempts(item)
         return list(audit.with_resolution(entries, outcome=AuditEntry.Outcome.UNKNOWN))
 
 
