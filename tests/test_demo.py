@@ -21,7 +21,7 @@ from tests.workers import process_env
 def read_until(process: subprocess.Popen[str], marker: str) -> str:
     """The process's output up to the line containing ``marker``."""
     assert process.stdout is not None
-    lines = []
+    lines: list[str] = []
     while True:
         ready, _, _ = select.select([process.stdout], [], [], 60)  # a guard, not a measurement
         assert ready, "demo printed nothing for a minute:\n" + "".join(lines)
