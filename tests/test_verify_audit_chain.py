@@ -17,25 +17,23 @@ from tests.test_audit_checkpoints import (
 
 
 class TestCheckpointFiles:
-    def test_a_file_without_any_checkpoint_is_refused(self, alice, tmp_path):
+    @pytest.mark.parametrize(
+        ("text", "said"),
+        [
+            ("server started\nnothing to see here\n", "no checkpoint in this file"),
+            ('{"seq": "two", "hash": "x"}\n', "Can't use the checkpoint: not a checkpoint"),
+        ],
+        ids=["no-checkpoint", "not-a-checkpoint"],
+    )
+    def test_a_file_without_a_usable_checkpoint_is_refused(self, alice, tmp_path, text, said):
         append_events(alice, 1)
-        notes = tmp_path / "notes.log"
-        notes.write_text("server started\nnothing to see here\n")
+        given = tmp_path / "given.log"
+        given.write_text(text)
 
-        code, said = run_verify(notes)
+        code, message = run_verify(given)
 
         assert code == 1
-        assert "no checkpoint in this file" in said
-
-    def test_a_json_line_that_is_not_a_checkpoint_is_refused(self, alice, tmp_path):
-        append_events(alice, 1)
-        other = tmp_path / "other.json"
-        other.write_text('{"seq": "two", "hash": "x"}\n')
-
-        code, said = run_verify(other)
-
-        assert code == 1
-        assert "Can't use the checkpoint: not a checkpoint" in said
+        assert said in message
 
     def test_the_empty_logs_checkpoint_is_reached_by_any_later_log(self, alice, tmp_path):
         empty = keep_checkpoint(tmp_path, "empty.json")
