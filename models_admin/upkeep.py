@@ -89,6 +89,14 @@ register(
         "expire_drafts", "Delete unconfirmed bulk jobs", lambda: timedelta(hours=1), _expire_drafts
     )
 )
+register(
+    Upkeep(
+        "prune",
+        f"Delete finished task results and scheduled runs older than {TASKS_KEPT.days} days",
+        lambda: timedelta(days=1),
+        _prune,
+    )
+)
 
 
 def _checkpoint() -> str:
