@@ -78,11 +78,6 @@ class TestValidation:
         ]
         assert patches(sandbox) == []
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="_model_fields.html renders no error of the hidden `expected` field: the form "
-        "comes back unchanged with no message (reported to the lead)",
-    )
     def test_an_unusable_expected_asks_for_a_reload(self, as_alice, sandbox):
         card = fine_tuned(sandbox)
 
