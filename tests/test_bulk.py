@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
-from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertTemplateUsed
 
@@ -21,13 +20,8 @@ from models_admin import audit, audit_chain, bulk, bulk_run, roles, tasks
 from models_admin.audit import Action, Kind, Outcome
 from models_admin.models import AuditEntry, BulkItem, BulkJob
 from tests.conftest import ALICE_KEY, BOB_KEY, make_user
+from tests.helpers import HTMX, fine_tuned_cards, url
 from tests.workers import Hold, holding, wait_until, worker_thread
-
-HTMX = {"HX-Request": "true"}
-
-
-def url(name: str, *args) -> str:
-    return reverse(f"models_admin:{name}", args=args)
 
 
 @pytest.fixture
@@ -38,14 +32,6 @@ def alice(transactional_db, sandbox):
 @pytest.fixture
 def bob(transactional_db, sandbox):
     return make_user("bob", roles.Role.MEMBER, BOB_KEY)
-
-
-def fine_tuned(sandbox, key=ALICE_KEY, *, archived=False) -> list[dict]:
-    return [
-        c
-        for c in sandbox.state.workspace(key).models.values()
-        if c["type"] == "fine-tuned" and c["archived"] is archived
-    ]
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +69,7 @@ def start(client, job: BulkJob, **data):
 
 class TestPrepare:
     def test_the_selection_becomes_a_draft_to_confirm(self, as_alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:3]]
 
         response = prepare(as_alice, "archive", picked)
 
@@ -94,11 +80,13 @@ class TestPrepare:
         assertContains(response, "Archive 3 models?")
         for model_id in picked:
             assertContains(response, model_id)
-        assert all(c["archived"] is False for c in fine_tuned(sandbox)[:3])  # nothing happened yet
+        assert all(
+            c["archived"] is False for c in fine_tuned_cards(sandbox)[:3]
+        )  # nothing happened yet
 
     def test_only_models_the_action_applies_to_are_kept(self, as_alice, sandbox):
-        archived = fine_tuned(sandbox, archived=True)[0]["id"]
-        active = fine_tuned(sandbox)[0]["id"]
+        archived = fine_tuned_cards(sandbox, archived=True)[0]["id"]
+        active = fine_tuned_cards(sandbox)[0]["id"]
         base = next(
             c["id"]
             for c in sandbox.state.workspace(ALICE_KEY).models.values()
@@ -110,15 +98,15 @@ class TestPrepare:
         assert [i.model_id for i in BulkJob.objects.get().items.all()] == [active]
 
     def test_all_matching_the_filter(self, as_alice, sandbox):
-        root = fine_tuned(sandbox)[0]["root"]
-        expected = {c["id"] for c in fine_tuned(sandbox) if c["root"] == root}
+        root = fine_tuned_cards(sandbox)[0]["root"]
+        expected = {c["id"] for c in fine_tuned_cards(sandbox) if c["root"] == root}
 
         prepare(as_alice, "archive", all_matching="1", root=root, type="fine-tuned")
 
         assert {i.model_id for i in BulkJob.objects.get().items.all()} == expected
 
     def test_nothing_that_qualifies_is_a_message(self, as_alice, sandbox):
-        response = prepare(as_alice, "unarchive", [fine_tuned(sandbox)[0]["id"]])
+        response = prepare(as_alice, "unarchive", [fine_tuned_cards(sandbox)[0]["id"]])
 
         assert response["HX-Reswap"] == "none"
         assertContains(response, "pick archived fine-tuned models")
@@ -127,7 +115,7 @@ class TestPrepare:
     def test_members_cannot_prepare_a_delete(self, client, bob, sandbox):
         client.force_login(bob)
 
-        response = prepare(client, "delete", [fine_tuned(sandbox, BOB_KEY)[0]["id"]])
+        response = prepare(client, "delete", [fine_tuned_cards(sandbox, BOB_KEY)[0]["id"]])
 
         assert response.status_code == 403
         assert not BulkJob.objects.exists()
@@ -136,7 +124,7 @@ class TestPrepare:
 
     def test_without_javascript_it_is_a_page(self, as_alice, sandbox):
         response = as_alice.post(
-            url("bulk_prepare"), {"action": "archive", "ids": [fine_tuned(sandbox)[0]["id"]]}
+            url("bulk_prepare"), {"action": "archive", "ids": [fine_tuned_cards(sandbox)[0]["id"]]}
         )
 
         job = BulkJob.objects.get()
@@ -146,7 +134,7 @@ class TestPrepare:
 
 class TestRun:
     def test_a_bulk_archive_runs_and_reports_each_model(self, as_alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:6]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:6]]
         prepare(as_alice, "archive", picked)
         job = BulkJob.objects.get()
 
@@ -162,7 +150,7 @@ class TestRun:
         assertContains(finished, "Archive: 6 done")
 
     def test_every_model_is_audited_on_its_own(self, as_alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:5]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:5]]
         prepare(as_alice, "delete", picked)
         job = BulkJob.objects.get()
 
@@ -181,7 +169,7 @@ class TestRun:
         assert not set(picked) & set(sandbox.state.workspace(ALICE_KEY).models)
 
     def test_one_call_per_model_at_most_eight_at_once(self, as_alice, sandbox, hold_posts):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:20]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:20]]
         prepare(as_alice, "archive", picked)
         job = BulkJob.objects.get()
         sandbox.state.requests.clear()
@@ -204,7 +192,7 @@ class TestRun:
 
     def test_the_bound_is_configurable(self, as_alice, sandbox, settings, hold_posts):
         settings.BULK_CONCURRENCY = 2
-        prepare(as_alice, "archive", [c["id"] for c in fine_tuned(sandbox)[:8]])
+        prepare(as_alice, "archive", [c["id"] for c in fine_tuned_cards(sandbox)[:8]])
         job = BulkJob.objects.get()
         sandbox.state.peak_in_flight = 0
 
@@ -218,7 +206,7 @@ class TestRun:
         assert len([r for r in sandbox.state.requests if r.method == "POST"]) == 8
 
     def test_a_bulk_unarchive(self, as_alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox, archived=True)[:3]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox, archived=True)[:3]]
         prepare(as_alice, "unarchive", picked)
         job = BulkJob.objects.get()
 
@@ -235,7 +223,7 @@ class TestRun:
         assert [o.changes for o in outcomes] == [{"archived": [True, False]}] * 3
 
     def test_a_job_prepared_long_ago_reads_the_inventory_again(self, as_alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:3]]
         prepare(as_alice, "archive", picked)
         job = BulkJob.objects.get()
         BulkJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=1))
@@ -249,7 +237,7 @@ class TestRun:
         assert reads == ["/v1/models"]  # once for the job, not once per model
 
     def test_without_the_inventory_each_item_reads_its_own_card(self, as_alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:3]]
         prepare(as_alice, "archive", picked)
         job = BulkJob.objects.get()
         BulkJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=1))
@@ -267,7 +255,7 @@ class TestRun:
             assert attempt.outcomes.get().before["id"] == attempt.target_id
 
     def test_a_partial_failure_loses_nothing_and_can_be_retried(self, as_alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:6]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:6]]
         broken = picked[1::2]
         pattern = "|".join(p.replace(".", r"\.") for p in broken)
         sandbox.state.faults.set(fail_status=503, fail_times=100, match=f"POST .*({pattern})")
@@ -297,7 +285,7 @@ class TestRun:
         assert all(sandbox.state.workspace(ALICE_KEY).get(i)["archived"] for i in picked)
 
     def test_rate_limits_are_waited_out_together(self, as_alice, sandbox):
-        prepare(as_alice, "archive", [c["id"] for c in fine_tuned(sandbox)[:6]])
+        prepare(as_alice, "archive", [c["id"] for c in fine_tuned_cards(sandbox)[:6]])
         job = BulkJob.objects.get()
         sandbox.state.faults.set(fail_status=429, fail_times=2, retry_after="0.3", match="POST")
 
@@ -312,7 +300,7 @@ class TestRun:
 
 class TestConfirm:
     def test_a_delete_needs_the_count_typed_and_a_reason(self, as_alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:4]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:4]]
         prepare(as_alice, "delete", picked)
         job = BulkJob.objects.get()
 
@@ -326,7 +314,7 @@ class TestConfirm:
         assert all(i in sandbox.state.workspace(ALICE_KEY).models for i in picked)
 
     def test_a_job_starts_once(self, as_alice, sandbox):
-        prepare(as_alice, "archive", [fine_tuned(sandbox)[0]["id"]])
+        prepare(as_alice, "archive", [fine_tuned_cards(sandbox)[0]["id"]])
         job = BulkJob.objects.get()
         start(as_alice, job)
 
@@ -337,7 +325,7 @@ class TestConfirm:
         assert AuditEntry.objects.filter(kind=Kind.ATTEMPT).count() == 1
 
     def test_someone_elses_job_is_not_found(self, as_alice, client, sandbox, transactional_db):
-        prepare(as_alice, "archive", [fine_tuned(sandbox)[0]["id"]])
+        prepare(as_alice, "archive", [fine_tuned_cards(sandbox)[0]["id"]])
         job = BulkJob.objects.get()
         carol = make_user("carol", roles.Role.MEMBER, "sandbox-carol-key-1234")
         client.force_login(carol)
@@ -348,7 +336,7 @@ class TestConfirm:
     def test_without_javascript_the_page_refreshes_while_running(
         self, as_alice, sandbox, hold_posts
     ):
-        prepare(as_alice, "archive", [c["id"] for c in fine_tuned(sandbox)[:2]])
+        prepare(as_alice, "archive", [c["id"] for c in fine_tuned_cards(sandbox)[:2]])
         job = BulkJob.objects.get()
 
         response = as_alice.post(url("bulk_start", job.pk), {})
@@ -371,7 +359,7 @@ class TestRunner:
         return job
 
     def test_without_a_usable_key_each_item_fails_and_is_audited(self, as_alice, alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:3]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:3]]
         prepare(as_alice, "archive", picked)
         job = BulkJob.objects.get()
         alice.api_credential.delete()  # removed between the confirmation and the run
@@ -387,7 +375,7 @@ class TestRunner:
         assert len(sandbox.state.requests) == before  # nothing was sent
 
     def test_a_model_deleted_meanwhile_counts_as_deleted(self, as_alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:2]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:2]]
         prepare(as_alice, "delete", picked)
         job = BulkJob.objects.get()
         sandbox.state.workspace(ALICE_KEY).delete(picked[0])  # by someone else
@@ -399,7 +387,7 @@ class TestRunner:
         assert (deleted.status, deleted.message) == (BulkItem.Status.SUCCEEDED, "")
 
     def test_a_model_gone_before_its_archive_fails(self, as_alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:2]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:2]]
         prepare(as_alice, "archive", picked)
         job = BulkJob.objects.get()
         sandbox.state.workspace(ALICE_KEY).delete(picked[0])
@@ -412,7 +400,7 @@ class TestRunner:
         ]
 
     def test_a_role_lost_before_the_run_fails_each_item_as_denied(self, as_alice, alice, sandbox):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:2]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:2]]
         prepare(as_alice, "delete", picked)
         job = BulkJob.objects.get()
         roles.set_role(alice, roles.Role.MEMBER)
@@ -425,7 +413,7 @@ class TestRunner:
         assert all(i in sandbox.state.workspace(ALICE_KEY).models for i in picked)
 
     def test_a_job_whose_creator_is_gone_fails_rather_than_hangs(self, as_alice, alice, sandbox):
-        prepare(as_alice, "archive", [c["id"] for c in fine_tuned(sandbox)[:2]])
+        prepare(as_alice, "archive", [c["id"] for c in fine_tuned_cards(sandbox)[:2]])
         job = BulkJob.objects.get()
         alice.delete()
 
@@ -440,7 +428,7 @@ class TestTakeover:
     worker settles it by reading the model back, then sends only what is missing."""
 
     def died_holding(self, client, sandbox, count: int) -> tuple[BulkJob, list[str]]:
-        picked = [c["id"] for c in fine_tuned(sandbox)[:count]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:count]]
         prepare(client, "archive", picked)
         job = BulkJob.objects.get()
         BulkJob.objects.filter(pk=job.pk).update(
@@ -506,7 +494,7 @@ class TestTakeover:
 class TestProgress:
     def test_rate_limited_items_say_when_they_are_retried(self, as_alice, sandbox, settings):
         settings.MISTRAL_API_MAX_RETRIES = 0
-        picked = [c["id"] for c in fine_tuned(sandbox)[:1]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:1]]
         prepare(as_alice, "archive", picked)
         job = BulkJob.objects.get()
         BulkJob.objects.filter(pk=job.pk).update(state=BulkJob.State.RUNNING)
@@ -523,7 +511,7 @@ class TestProgress:
         assert bulk_run._claim(job.pk, "this-test") is None  # not before its time
 
     def test_a_job_no_worker_has_touched_for_a_lease_waits_for_one(self, as_alice, sandbox):
-        prepare(as_alice, "archive", [fine_tuned(sandbox)[0]["id"]])
+        prepare(as_alice, "archive", [fine_tuned_cards(sandbox)[0]["id"]])
         job = BulkJob.objects.get()
         BulkJob.objects.filter(pk=job.pk).update(
             state=BulkJob.State.RUNNING, started_at=timezone.now() - timedelta(minutes=5)

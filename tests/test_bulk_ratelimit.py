@@ -16,7 +16,8 @@ from models_admin import bulk_run, roles
 from models_admin.bulk_pace import Aimd, Pace
 from models_admin.models import AuditEntry, BulkItem, BulkJob
 from tests.conftest import ALICE_KEY, make_user
-from tests.test_bulk import fine_tuned, prepare, start, wait_for
+from tests.helpers import fine_tuned_cards
+from tests.test_bulk import prepare, start, wait_for
 from tests.test_remote import FakeTime
 from tests.workers import worker_thread
 
@@ -165,7 +166,7 @@ class TestDeadline:
         """One item of a running job meets a 429 (no retry in the client) on its try
         number ``tries``; its result is recorded."""
         settings.MISTRAL_API_MAX_RETRIES = 0
-        prepare(as_alice, "archive", [fine_tuned(sandbox)[0]["id"]])
+        prepare(as_alice, "archive", [fine_tuned_cards(sandbox)[0]["id"]])
         job = BulkJob.objects.get()
         BulkJob.objects.filter(pk=job.pk).update(state=BulkJob.State.RUNNING)
         job.items.update(tries=tries - 1)
@@ -238,7 +239,7 @@ def verdicts(sandbox) -> Iterator[Verdicts]:
 
 class TestBehindTheLimiter:
     def test_a_bulk_archive_of_30_at_5_per_second_loses_nothing(self, as_alice, sandbox, verdicts):
-        picked = [c["id"] for c in fine_tuned(sandbox)[:30]]
+        picked = [c["id"] for c in fine_tuned_cards(sandbox)[:30]]
         prepare(as_alice, "archive", picked)
         job = BulkJob.objects.get()
         assert job.items.count() == 30

@@ -11,28 +11,15 @@ import httpx
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from django.urls import reverse
 from pytest_django.asserts import assertContains
 
 from models_admin import audit, audit_chain, storable
 from models_admin.audit import Action, Kind, Outcome
 from models_admin.models import AuditEntry, BulkItem
 from tests.conftest import ALICE_KEY
+from tests.helpers import HTMX, fine_tuned, url
 
-HTMX = {"HX-Request": "true"}
 NUL_NAME = "evil\x00name"
-
-
-def url(name: str, *args) -> str:
-    return reverse(f"models_admin:{name}", args=args)
-
-
-def fine_tuned(sandbox) -> dict:
-    return next(
-        c
-        for c in sandbox.state.workspace(ALICE_KEY).models.values()
-        if c["type"] == "fine-tuned" and not c["archived"]
-    )
 
 
 def upstream(sandbox, method: str, path: str, **kwargs) -> httpx.Response:

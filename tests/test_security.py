@@ -18,10 +18,7 @@ from models_admin.audit import Action, Actor
 from models_admin.logging import JsonFormatter, RequestIdFilter, TextFormatter
 from models_admin.models import AuditEntry
 from tests.conftest import make_user
-
-
-def url(name: str, *args) -> str:
-    return reverse(f"models_admin:{name}", args=args)
+from tests.helpers import url
 
 
 @pytest.fixture
