@@ -352,9 +352,7 @@ class _JobRun:
         if self.session is None:
             return None  # the item fails on the missing key, before sending anything
         try:
-            card: remote.ModelCard | None = self.session.api.retrieve_model(item.model_id)
-        except remote.ModelNotFound:
-            card = None
+            card = self.session.read_back(item.model_id)
         except remote.ModelsApiError as exc:
             message = f"Its worker stopped mid-call and Mistral could not be asked what happened ({exc.message}); see the audit log."
             return _Result(item, BulkItem.Status.FAILED, message)

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from models_admin import remote
+from tests.helpers import add_odd_cards
 from tests.test_remote import KEY, FakeTime, first_fine_tuned, make_api
 
 CLOUDFLARE = [520, 521, 522, 523, 524]
@@ -25,18 +26,9 @@ def api(sandbox, fake_time) -> remote.ModelsApi:
     return api
 
 
-def add_odd_cards(sandbox) -> dict[str, dict]:
-    """The sandbox's odd cards, added over HTTP, by name."""
-    response = remote.http_pool().post(
-        f"{sandbox.url}/_sandbox/odd-cards", headers={"Authorization": f"Bearer {KEY}"}
-    )
-    assert response.status_code == 200
-    return {card["name"]: card for card in response.json()}
-
-
 class TestOddCards:
     def test_the_list_works_and_flags_each_odd_card(self, api, sandbox, caplog):
-        add_odd_cards(sandbox)
+        add_odd_cards(sandbox, KEY)
 
         cards = api.list_models()
 
@@ -54,7 +46,7 @@ class TestOddCards:
 
     def test_the_rest_of_the_list_is_untouched(self, api, sandbox):
         before = api.list_models()
-        add_odd_cards(sandbox)
+        add_odd_cards(sandbox, KEY)
 
         after = api.list_models()
 
@@ -62,7 +54,7 @@ class TestOddCards:
         assert all(card.problems == () for card in before)
 
     def test_a_card_without_an_id_is_left_out_and_said(self, api, sandbox):
-        add_odd_cards(sandbox)
+        add_odd_cards(sandbox, KEY)
 
         cards = api.list_models()
 
@@ -71,7 +63,7 @@ class TestOddCards:
         assert "without a usable id" in cards.problems[0]
 
     def test_unknown_types_and_fields_are_kept(self, api, sandbox):
-        odd = add_odd_cards(sandbox)
+        odd = add_odd_cards(sandbox, KEY)
 
         card = api.retrieve_model(odd["odd-unknown-type"]["id"])
 
@@ -80,7 +72,7 @@ class TestOddCards:
         assert dict(card.extra)["job"] == odd["odd-unknown-type"]["job"]
 
     def test_retrieve_returns_the_flagged_card(self, api, sandbox):
-        odd = add_odd_cards(sandbox)
+        odd = add_odd_cards(sandbox, KEY)
 
         card = api.retrieve_model(odd["odd-null-job"]["id"])
 

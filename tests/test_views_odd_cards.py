@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from pytest_django.asserts import assertContains, assertNotContains
 
-from models_admin import remote
 from tests.conftest import ALICE_KEY
-from tests.helpers import HTMX, url
-
-
-def add_odd_cards(sandbox) -> dict[str, dict]:
-    """The sandbox's odd cards (null job, no root, archived "yes", an unknown type, no id)."""
-    response = remote.http_pool().post(
-        f"{sandbox.url}/_sandbox/odd-cards", headers={"Authorization": f"Bearer {ALICE_KEY}"}
-    )
-    assert response.status_code == 200
-    return {card["name"]: card for card in response.json()}
+from tests.helpers import HTMX, add_odd_cards, url
 
 
 class TestTheList:
