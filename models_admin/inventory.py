@@ -10,14 +10,16 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 
+from models_admin import remote
 from models_admin.remote import FineTunedModelCard, ModelCard
 
 logger = logging.getLogger(__name__)
@@ -27,78 +29,133 @@ SORTS = ("name", "-name", "created", "-created", "id", "-id")
 SortKey = Literal["name", "-name", "created", "-created", "id", "-id"]
 
 
-# The cached types have no __slots__: pickling a slotted dataclass goes field by field
-# through Python code, several times slower than restoring a plain __dict__.
-@dataclass(frozen=True)
 class ModelRow:
-    card: ModelCard
-    aliases: tuple[str, ...]  # every other id that names the same model
-    haystack: str  # lower-cased id, name, description and aliases, for search
+    """One row of the list: a card, and every other id that names the same model."""
+
+    __slots__ = ("_haystack", "aliases", "card")
+    _haystack: str
+
+    def __init__(self, card: ModelCard, aliases: tuple[str, ...] = ()) -> None:
+        self.card = card
+        self.aliases = aliases
 
     @property
     def id(self) -> str:
         return self.card.id
 
+    @property
+    def haystack(self) -> str:
+        """Lower-cased id, name, description and aliases, for search (made on first use)."""
+        try:
+            return self._haystack
+        except AttributeError:
+            card = self.card
+            text = " ".join(filter(None, (card.id, card.name, card.description, *self.aliases)))
+            self._haystack = text.lower()
+            return self._haystack
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ModelRow):
+            return NotImplemented
+        return self.card == other.card and self.aliases == other.aliases
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ModelRow({self.card.id!r}, aliases={self.aliases!r})"
+
+    def __getstate__(self) -> tuple[ModelCard, tuple[str, ...]]:
+        return self.card, self.aliases
+
+    def __setstate__(self, state: tuple[ModelCard, tuple[str, ...]]) -> None:
+        self.card, self.aliases = state
+
 
 @dataclass(frozen=True)
 class Inventory:
+    """The rows of one list call. Building it folds the base models' aliases (a few
+    dozen cards) and wraps each fine-tuned card in a row, nothing else: search text,
+    sort orders, the id index and the filter choices are made on first use, once per
+    inventory (each process keeps its inventories, so a warm page reuses them).
+    ``version`` names this list in the shared cache, and the pages rendered from it."""
+
     rows: tuple[ModelRow, ...]
-    roots: tuple[str, ...]
-    capabilities: tuple[str, ...]
     total_cards: int
     # What Mistral's list held that could not be shown at all (a card without a usable
     # id); cards with lesser problems are rows flagged with their own message.
     problems: tuple[str, ...] = ()
+    version: str = ""
 
     @classmethod
-    def build(cls, cards: Iterable[ModelCard]) -> Inventory:
+    def build(cls, cards: Sequence[ModelCard], *, version: str = "") -> Inventory:
         """Fold alias cards: Mistral lists each alias of a base model as its own card
         (same model, same name); the row keeps the canonical id (the one equal to the
-        name, else the first seen) and lists the others as aliases."""
-        families: list[tuple[ModelCard, set[str]]] = []
+        name, else the first seen) and lists the others as aliases. Fine-tuned models
+        are one row each."""
+        rows: list[ModelRow | None] = []
+        families: list[tuple[int, ModelCard, set[str]]] = []
         family_of: dict[str, int] = {}
-        total = 0
         for card in cards:
-            total += 1
             if card.is_fine_tuned:  # one row each; only base models have aliases
-                families.append((card, {card.id}))
+                rows.append(ModelRow(card))
                 continue
             names = {card.id, *card.aliases}
             index = next((family_of[n] for n in names if n in family_of), None)
             if index is None:
                 index = len(families)
-                families.append((card, set()))
+                families.append((len(rows), card, set()))
+                rows.append(None)
             else:
-                canonical, ids = families[index]
+                at, canonical, ids = families[index]
                 if card.id == card.name and canonical.id != canonical.name:
                     ids.add(canonical.id)
-                    families[index] = (card, ids)
-            families[index][1].update(names)
+                    families[index] = (at, card, ids)
+            families[index][2].update(names)
             for n in names:
                 family_of.setdefault(n, index)
-
-        rows = []
-        roots: set[str] = set()
-        capabilities: set[str] = set()
-        for card, ids in families:
-            aliases = tuple(sorted(ids - {card.id}))
-            text = " ".join(filter(None, (card.id, card.name, card.description, *aliases)))
-            rows.append(ModelRow(card=card, aliases=aliases, haystack=text.lower()))
-            if isinstance(card, FineTunedModelCard) and card.root:
-                roots.add(card.root)
-            capabilities.update(card.capabilities.enabled)
+        for at, card, ids in families:
+            rows[at] = ModelRow(card, tuple(sorted(ids - {card.id})))
         return cls(
-            rows=tuple(rows),
-            roots=tuple(sorted(roots)),
-            capabilities=tuple(sorted(capabilities)),
-            total_cards=total,
+            rows=tuple(rows),  # type: ignore[arg-type]  # every None was filled above
+            total_cards=len(cards),
             problems=tuple(getattr(cards, "problems", ())),
+            version=version or secrets.token_hex(8),
         )
+
+    @cached_property
+    def roots(self) -> tuple[str, ...]:
+        return tuple(
+            sorted(
+                {r.card.root for r in self.rows if isinstance(r.card, FineTunedModelCard)} - {""}
+            )
+        )
+
+    @cached_property
+    def capabilities(self) -> tuple[str, ...]:
+        return tuple(sorted(set().union(*(r.card.capabilities.enabled for r in self.rows))))
+
+    @cached_property
+    def _index(self) -> dict[str, ModelRow]:
+        index: dict[str, ModelRow] = {}
+        for row in self.rows:
+            index.setdefault(row.id, row)
+            for alias in row.aliases:
+                index.setdefault(alias, row)
+        return index
+
+    @cached_property
+    def _orders(self) -> dict[str, tuple[ModelRow, ...]]:
+        return {}
 
     def find(self, model_id: str) -> ModelRow | None:
-        return next(
-            (row for row in self.rows if row.id == model_id or model_id in row.aliases), None
-        )
+        return self._index.get(model_id)
+
+    def ordered(self, sort: SortKey) -> tuple[ModelRow, ...]:
+        """Every row in the order ``sort`` names, sorted once per inventory."""
+        found = self._orders.get(sort)
+        if found is None:
+            found = self._orders[sort] = tuple(_sorted(self.rows, sort))
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +207,11 @@ def _sorted(rows: Sequence[ModelRow], sort: SortKey) -> list[ModelRow]:
 
 def matching(inventory: Inventory, query: ModelQuery) -> list[ModelRow]:
     """Every row that matches the query's search and filters, in its order."""
+    ordered = inventory.ordered(query.sort)
+    if not query.is_filtered:
+        return list(ordered)
     needle = query.q.strip().lower()
-    return _sorted([row for row in inventory.rows if _matches(row, query, needle)], query.sort)
+    return [row for row in ordered if _matches(row, query, needle)]
 
 
 def select(inventory: Inventory, query: ModelQuery) -> Page[ModelRow]:
@@ -220,18 +280,20 @@ safe_cache = SafeCache()
 class SharedInventories:
     """Inventories in the shared cache (Redis in production, so every worker shares one
     list call), with a copy kept in this process so that a page view on a warm cache
-    does not unpickle thousands of cards. Every cache call goes through SafeCache.
+    does no work per model. Every cache call goes through SafeCache.
 
-    The shared cache holds, per API key, a small version token and the inventory
-    under that token. A reader asks for the token (one small round trip) and uses its
-    local copy when the token matches; otherwise it loads the inventory once. Writing
-    stores a new token; forgetting deletes it, which every process sees at once. A key
-    whose forgetting failed is not read from the cache in this process until a fresh
-    inventory has been written over it."""
+    The shared cache holds, per API key, a small version token and, under that token,
+    the body of the list call (bytes: quick to store and to load, where pickled cards
+    would take far longer) or, for an inventory built without one, the inventory. A
+    reader asks for the token (one small round trip) and uses its local copy when the
+    token matches; otherwise it loads the body once and reads it again (remote.wire:
+    a few milliseconds per thousand models). Writing stores a new token; forgetting
+    deletes it, which every process sees at once. A key whose forgetting failed is not
+    read from the cache in this process until a fresh inventory has been written over it."""
 
     def __init__(self, max_local: int = 16) -> None:
         self.max_local = max_local
-        self._local: OrderedDict[str, tuple[str, Inventory]] = OrderedDict()
+        self._local: OrderedDict[str, Inventory] = OrderedDict()
         self._stale: set[str] = set()
         self._lock = threading.Lock()
 
@@ -249,25 +311,26 @@ class SharedInventories:
             return None
         with self._lock:
             local = self._local.get(key)
-            if local is not None and local[0] == token:
+            if local is not None and local.version == token:
                 self._local.move_to_end(key)
-                return local[1]
-        inventory = safe_cache.get(f"{key}:{token}")
-        if not isinstance(inventory, Inventory):
-            return None
-        self._remember(key, token, inventory)
+                return local
+        inventory = _loaded(safe_cache.get(f"{key}:{token}"), token)
+        if inventory is not None:
+            self._remember(key, inventory)
         return inventory
 
-    def set(self, key: str, inventory: Inventory) -> None:
-        token = secrets.token_hex(8)
+    def set(self, key: str, inventory: Inventory, body: bytes = b"") -> None:
+        """Share ``inventory`` under its version; ``body``, the list call's answer it was
+        read from, is what the cache keeps when given."""
+        token = inventory.version
         timeout = settings.MODEL_LIST_CACHE_SECONDS
         # The inventory first, then the token that points to it: a reader never finds
         # a token without its inventory (unless the cache evicted it: a miss).
-        if safe_cache.set(f"{key}:{token}", inventory, timeout) and safe_cache.set(
+        if safe_cache.set(f"{key}:{token}", body or inventory, timeout) and safe_cache.set(
             key, token, timeout
         ):
             self._stale.discard(key)
-            self._remember(key, token, inventory)
+            self._remember(key, inventory)
 
     def forget(self, key: str) -> None:
         with self._lock:
@@ -275,12 +338,22 @@ class SharedInventories:
         if not safe_cache.delete(key):
             self._stale.add(key)
 
-    def _remember(self, key: str, token: str, inventory: Inventory) -> None:
+    def _remember(self, key: str, inventory: Inventory) -> None:
         with self._lock:
-            self._local[key] = (token, inventory)
+            self._local[key] = inventory
             self._local.move_to_end(key)
             while len(self._local) > self.max_local:
                 self._local.popitem(last=False)
+
+
+def _loaded(value: object, token: str) -> Inventory | None:
+    """The inventory a cache entry holds: a list call's body read again, or one pickled."""
+    if isinstance(value, bytes):
+        try:
+            return Inventory.build(remote.read_model_list(value, log=False), version=token)
+        except remote.MalformedResponse:  # it was read once; a damaged entry is a miss
+            return None
+    return value if isinstance(value, Inventory) and value.version == token else None
 
 
 shared = SharedInventories()

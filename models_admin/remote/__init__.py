@@ -12,6 +12,7 @@ JSON into frozen dataclasses and every failure into one exception tree (see
     transport   pooled httpx client (egress proxy and CA bundle from the environment,
                 or MISTRAL_API_PROXY), RetryPolicy, RateGate, the request/retry loop
                 (Cloudflare's 520-524 retried, and ambiguous for a change)
+    wire        the list call read in one pass (msgspec structs), the odd cards tolerantly
     client      ModelsApi: the six operations
 
 Import the package, not the modules: ``from models_admin import remote; remote.ModelsApi``.
@@ -55,6 +56,7 @@ from models_admin.remote.transport import (
     RetryPolicy,
     http_pool,
 )
+from models_admin.remote.wire import read_model_list
 
 __all__ = [
     "AMBIGUOUS_STATUSES",
@@ -88,4 +90,5 @@ __all__ = [
     "UnknownModelCard",
     "UpdatedModel",
     "http_pool",
+    "read_model_list",
 ]

@@ -398,13 +398,18 @@ class ArchiveResult:
 
 class ModelList(tuple[ModelCard, ...]):
     """The cards of ``GET /v1/models`` (a tuple), plus ``problems``: what could not be
-    shown at all (an entry that is not an object, or has no usable ``id``)."""
+    shown at all (an entry that is not an object, or has no usable ``id``), and ``raw``:
+    the body they were read from (what a cache keeps: smaller and quicker than cards)."""
 
     problems: tuple[str, ...]
+    raw: bytes
 
-    def __new__(cls, cards: Iterable[ModelCard] = (), problems: Iterable[str] = ()) -> ModelList:
+    def __new__(
+        cls, cards: Iterable[ModelCard] = (), problems: Iterable[str] = (), raw: bytes = b""
+    ) -> ModelList:
         self = super().__new__(cls, cards)
         self.problems = tuple(problems)
+        self.raw = raw
         return self
 
     @property
@@ -413,8 +418,9 @@ class ModelList(tuple[ModelCard, ...]):
         return tuple(card for card in self if card.problems)
 
 
-def model_list_from_json(body: Any) -> ModelList:
-    """The cards of a ``GET /v1/models`` body, tolerantly (see the module docstring).
+def model_list_from_json(body: Any, *, log: bool = True) -> ModelList:
+    """The cards of a decoded ``GET /v1/models`` body, tolerantly (see the module
+    docstring); entries already read into cards (remote.wire) are kept as they are.
 
     Raises MalformedResponse only when the body is not ``{"data": [...]}``."""
     if not isinstance(body, dict) or not isinstance(body.get("data", []), list):
@@ -423,6 +429,9 @@ def model_list_from_json(body: Any) -> ModelList:
     problems: list[str] = []
     details: list[str] = []
     for i, item in enumerate(body.get("data", [])):
+        if isinstance(item, ModelCard):
+            cards.append(item)
+            continue
         try:
             card = ModelCard.from_json(item, where=f"data[{i}]", log=False)
         except MalformedResponse as exc:
@@ -433,6 +442,6 @@ def model_list_from_json(body: Any) -> ModelList:
             continue
         cards.append(card)
         details.extend(f"{card.id}: {field}" for field in card.problems)
-    if details:
+    if details and log:
         logger.warning("Mistral sent incomplete cards: %s", "; ".join(details[:20]))
     return ModelList(cards, problems)

@@ -14,10 +14,10 @@ from models_admin.remote.cards import (
     ModelCard,
     ModelList,
     UpdatedModel,
-    model_list_from_json,
 )
 from models_admin.remote.errors import InvalidModelId, MalformedResponse, ModelNotFound
 from models_admin.remote.transport import Transport
+from models_admin.remote.wire import read_model_list
 
 logger = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -62,7 +62,8 @@ class ModelsApi(Transport):
 
         Raises ModelsApiError."""
         params = {k: v for k, v in {"provider": provider, "model": model}.items() if v is not None}
-        return model_list_from_json(self._request("GET", "/v1/models", params=params))
+        response = self._request("GET", "/v1/models", params=params, raw=True)
+        return read_model_list(response.content, status=response.status_code)
 
     def retrieve_model(self, model_id: str) -> ModelCard:
         """``GET /v1/models/{id}``; a card that breaks the contract comes back flagged

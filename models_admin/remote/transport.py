@@ -214,9 +214,10 @@ class Transport:
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
+        raw: bool = False,
     ) -> Any:
-        """One call with retries. Returns the decoded JSON body of a 2xx answer;
-        raises a ModelsApiError whose ``ambiguous`` says whether any attempt may have
+        """One call with retries. Returns the decoded JSON body of a 2xx answer (with
+        ``raw``, the answer itself, for a reader of its own); raises a ModelsApiError whose ``ambiguous`` says whether any attempt may have
         been carried out without us learning it."""
         policy = self.retry
         started = policy.clock()
@@ -251,6 +252,8 @@ class Transport:
                 cause = exc
             else:
                 if response.is_success:
+                    if raw:
+                        return response
                     return read_json(response, what=f"{method} {path}")
                 error = error_for(response)
                 cause = error

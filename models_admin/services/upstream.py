@@ -26,7 +26,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 def _inventory_cache_key(api_key: str) -> str:
     digest = hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()
-    return f"inventory:v2:{digest[:40]}"
+    return f"inventory:v3:{digest[:40]}"
 
 
 @sensitive_variables("api_key")
@@ -68,8 +68,9 @@ class UpstreamSession:
         refreshes the cache). Raises remote.ModelsApiError."""
         if not refresh and (cached := self.cached_inventory()) is not None:
             return cached
-        inventory = Inventory.build(self.api.list_models())
-        inventories.set(self._cache_key, inventory)
+        cards = self.api.list_models()
+        inventory = Inventory.build(cards)
+        inventories.set(self._cache_key, inventory, cards.raw)
         return inventory
 
     def cached_inventory(self) -> Inventory | None:

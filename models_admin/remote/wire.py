@@ -1,0 +1,222 @@
+"""Reading ``GET /v1/models`` in one pass: msgspec decodes and validates the body
+straight into typed structs (C speed, no intermediate dicts), and the cards are made
+from them without going through ``_Reader`` field by field.
+
+The structs are the contract, exactly: every field typed as the reference says and no
+field it does not name. A body that fits them (what Mistral sends) is read in one
+pass. A body that does not, because one card is odd (``job: null``, a wrong type, an
+unknown ``type``, a field the reference does not know), is read again entry by entry:
+the entries that fit take the fast way, the others go through the tolerant reader
+(``ModelCard.from_json``), which keeps them flagged, so one odd card costs its own
+reading, never the page. A body msgspec cannot decode at all (not UTF-8 JSON) goes
+through the standard library and the tolerant reader, as before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+
+from models_admin.remote.cards import (
+    DEFAULT_CONTEXT_LENGTH,
+    NO_STRINGS,
+    BaseModelCard,
+    Capabilities,
+    FineTunedModelCard,
+    ModelCard,
+    ModelList,
+    model_list_from_json,
+)
+from models_admin.remote.errors import malformed
+
+_UNSET: Final = msgspec.UNSET
+OptMapping = dict[str, Any] | None | msgspec.UnsetType
+OptString = str | None | msgspec.UnsetType
+
+
+class _Card(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One card as the reference describes it (base and fine-tuned fields together; a
+    field that does not belong to the card's ``type`` sends it the tolerant way)."""
+
+    id: str
+    capabilities: msgspec.Raw
+    type: str | None = None
+    object: str | None = None
+    created: int | None = None
+    owned_by: str | None = None
+    name: str | None = None
+    description: str | None = None
+    max_context_length: int | None = None
+    aliases: list[str] | None = None
+    deprecation: str | None = None
+    deprecation_replacement_model: str | None = None
+    default_model_temperature: float | None = None
+    internal: bool = False
+    billing_model_name: str | None = None
+    audio_transcription_capabilities: OptMapping = _UNSET
+    audio_speech_capabilities: OptMapping = _UNSET
+    job: OptString = _UNSET
+    root: OptString = _UNSET
+    archived: bool | msgspec.UnsetType = _UNSET
+
+
+class _Body(msgspec.Struct):
+    data: list[_Card] = []
+
+
+class _Entries(msgspec.Struct):
+    data: list[msgspec.Raw] = []
+
+
+_body = msgspec.json.Decoder(_Body)
+_entries = msgspec.json.Decoder(_Entries)
+_card = msgspec.json.Decoder(_Card)
+_flags = msgspec.json.Decoder(dict[str, Any])
+_any = msgspec.json.Decoder()
+
+
+class _Odd(Exception):
+    """This card needs the tolerant reader."""
+
+
+class _Capabilities:
+    """Capability objects repeat (a handful of distinct ones per inventory): each is
+    read once per list, by its bytes."""
+
+    def __init__(self) -> None:
+        self._seen: dict[bytes, Capabilities] = {}
+
+    def __call__(self, raw: msgspec.Raw) -> Capabilities:
+        key = bytes(raw)
+        found = self._seen.get(key)
+        if found is None:
+            try:
+                flags = _flags.decode(key)
+            except msgspec.ValidationError:  # not an object: the tolerant reader flags it
+                raise _Odd() from None
+            found = Capabilities(frozenset(str(k) for k, v in flags.items() if v is True))
+            self._seen[key] = found
+        return found
+
+
+def _deprecation(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Odd() from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_new = object.__new__
+
+
+def _make(w: _Card, capabilities: _Capabilities) -> ModelCard:
+    """The card ``ModelCard.from_json`` would read from the same fields (raises _Odd when
+    that reader would flag something or keep an extra field). The cards are frozen
+    dataclasses without slots: filling ``__dict__`` is what their ``__init__`` does,
+    without a setattr call per field."""
+    if w.type == "fine-tuned":
+        if (
+            w.audio_transcription_capabilities is not _UNSET
+            or w.audio_speech_capabilities is not _UNSET
+            or not isinstance(w.job, str)
+            or not isinstance(w.root, str)
+        ):
+            raise _Odd()
+        card: ModelCard = _new(FineTunedModelCard)
+        own: dict[str, Any] = {
+            "job": w.job,
+            "root": w.root,
+            "archived": False if w.archived is _UNSET else w.archived,
+        }
+    elif w.type == "base":
+        if w.job is not _UNSET or w.root is not _UNSET or w.archived is not _UNSET:
+            raise _Odd()
+        card = _new(BaseModelCard)
+        own = {
+            "audio_speech_capabilities": _mapping(w.audio_speech_capabilities),
+            "audio_transcription_capabilities": _mapping(w.audio_transcription_capabilities),
+        }
+    else:  # unknown types, and their fields, are the tolerant reader's
+        raise _Odd()
+    temperature = w.default_model_temperature
+    card.__dict__.update(
+        id=w.id,
+        type=w.type,
+        object=w.object or "model",
+        created=w.created,
+        owned_by=w.owned_by or "",
+        name=w.name,
+        description=w.description,
+        max_context_length=w.max_context_length or DEFAULT_CONTEXT_LENGTH,
+        aliases=tuple(w.aliases) if w.aliases else NO_STRINGS,
+        deprecation=_deprecation(w.deprecation),
+        deprecation_replacement_model=w.deprecation_replacement_model,
+        default_model_temperature=None if temperature is None else float(temperature),
+        internal=w.internal,
+        capabilities=capabilities(w.capabilities),
+        billing_model_name=w.billing_model_name,
+        extra=(),
+        problems=(),
+        **own,
+    )
+    return card
+
+
+def _mapping(value: OptMapping) -> Mapping[str, Any] | None:
+    return None if isinstance(value, msgspec.UnsetType) else value
+
+
+def read_model_list(body: bytes, *, status: int = 200, log: bool = True) -> ModelList:
+    """The cards of a ``GET /v1/models`` body, as ``model_list_from_json`` reads them
+    (tolerantly: see remote.cards), in one pass when the body keeps to the contract.
+    ``log=False`` for a body read again (from the cache): its problems were logged.
+
+    Raises MalformedResponse when the body is not ``{"data": [...]}``."""
+    capabilities = _Capabilities()
+    try:
+        decoded = _body.decode(body)
+        return ModelList([_make(w, capabilities) for w in decoded.data], (), raw=body)
+    except (msgspec.ValidationError, _Odd):
+        pass
+    except msgspec.DecodeError:
+        return _stdlib(body, status=status, log=log)
+    return _by_entry(body, capabilities, log=log)
+
+
+def _by_entry(body: bytes, capabilities: _Capabilities, *, log: bool) -> ModelList:
+    """The body again, one entry at a time: the odd ones through the tolerant reader."""
+    try:
+        entries = _entries.decode(body).data
+    except msgspec.ValidationError:
+        return _tolerant(_any.decode(body), body, log=log)
+    # The one-pass read failed, so at least one entry is odd: the tolerant reader reads
+    # those (and numbers problems by position), the others come as cards already.
+    cards: list[Any] = []
+    for raw in entries:
+        try:
+            cards.append(_make(_card.decode(raw), capabilities))
+        except (msgspec.ValidationError, _Odd):
+            cards.append(_any.decode(raw))
+    return _tolerant({"data": cards}, body, log=log)
+
+
+def _tolerant(decoded: Any, body: bytes, *, log: bool) -> ModelList:
+    cards = model_list_from_json(decoded, log=log)
+    return ModelList(cards, cards.problems, raw=body)
+
+
+def _stdlib(body: bytes, *, status: int, log: bool) -> ModelList:
+    """What msgspec refuses to decode (a BOM, another encoding, NaN): the standard
+    library reads it, or says it is not JSON."""
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        raise malformed(f"GET /v1/models answered {status} without JSON") from None
+    return _tolerant(decoded, body, log=log)
