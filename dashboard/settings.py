@@ -189,6 +189,11 @@ CACHES: dict[str, dict[str, Any]] = {
 }
 # After a cache call fails, this process leaves the cache alone for this long.
 CACHE_PAUSE_SECONDS = env_float("CACHE_PAUSE_SECONDS", 5.0)
+# With Redis, sessions are read from a copy there (no query per request); the database
+# stays the truth (models_admin/sessions.py). Per-process memory would keep a copy
+# that other workers could not drop at sign-out, so without Redis: the database.
+SESSION_ENGINE = "models_admin.sessions" if REDIS_URL else "django.contrib.sessions.backends.db"
+SESSION_CACHE_SECONDS = env_int("SESSION_CACHE_SECONDS", 300)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

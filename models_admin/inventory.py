@@ -25,6 +25,7 @@ from models_admin.remote import FineTunedModelCard, ModelCard
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
+MATCHES_KEPT = 32  # filtered row lists kept per inventory
 SORTS = ("name", "-name", "created", "-created", "id", "-id")
 SortKey = Literal["name", "-name", "created", "-created", "id", "-id"]
 
@@ -147,6 +148,10 @@ class Inventory:
     def _orders(self) -> dict[str, tuple[ModelRow, ...]]:
         return {}
 
+    @cached_property
+    def _matches(self) -> dict[tuple[str, ...], tuple[ModelRow, ...]]:
+        return {}
+
     def find(self, model_id: str) -> ModelRow | None:
         return self._index.get(model_id)
 
@@ -167,6 +172,11 @@ class ModelQuery:
     capability: str = ""
     sort: SortKey = "-created"
     page: int = 1
+
+    @property
+    def filters(self) -> tuple[str, ...]:
+        """What selects and orders the rows (all but the page)."""
+        return (self.q, self.type, self.archived, self.root, self.capability, self.sort)
 
     @property
     def is_filtered(self) -> bool:
@@ -210,8 +220,16 @@ def matching(inventory: Inventory, query: ModelQuery) -> list[ModelRow]:
     ordered = inventory.ordered(query.sort)
     if not query.is_filtered:
         return list(ordered)
-    needle = query.q.strip().lower()
-    return [row for row in ordered if _matches(row, query, needle)]
+    # The same search is asked for page after page: the last few are kept per inventory.
+    memo = inventory._matches
+    found = memo.get(query.filters)
+    if found is None:
+        needle = query.q.strip().lower()
+        found = tuple(row for row in ordered if _matches(row, query, needle))
+        if len(memo) >= MATCHES_KEPT:
+            memo.clear()
+        memo[query.filters] = found
+    return list(found)
 
 
 def select(inventory: Inventory, query: ModelQuery) -> Page[ModelRow]:

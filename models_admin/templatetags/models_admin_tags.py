@@ -14,11 +14,13 @@ from django import template
 from django.urls import get_script_prefix, reverse
 from django.utils.http import RFC3986_SUBDELIMS
 
+from models_admin import fragments
 from models_admin.inventory import ModelQuery
 from models_admin.remote import Capabilities, ModelCard
 from models_admin.roles import Role
 
 register = template.Library()
+register.tag("shared_fragment", fragments.shared_fragment)
 
 _CAPABILITY_LABELS = {
     "completion_chat": "chat",
