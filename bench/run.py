@@ -53,6 +53,7 @@ ORDER = [
     "audit.page_ratio",
     "audit.export_memory",
     "gunicorn.",
+    "rss.",
 ]
 
 
@@ -64,6 +65,9 @@ def _shown(metric: Any) -> str:
     if metric.error:
         return "n/a"
     shown = metric.details.get("shown")
+    if shown is not None and metric.unit == "x":
+        median, _, spread = str(shown).partition(" ")
+        return f"{median}x {spread}".strip()
     if shown is None:
         shown = f"{metric.value}" if not isinstance(metric.value, float) else f"{metric.value:.3f}"
     return f"{shown} {metric.unit}".strip() if metric.unit not in ("x",) else f"{shown}x"
