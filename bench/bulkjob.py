@@ -100,6 +100,9 @@ def start_and_finish(client: Any, job: BulkJob, *, timeout: float) -> float:
     return elapsed
 
 
+MAX_START_LINES = 40
+
+
 @contextmanager
 def worker(sandbox_url: str) -> Iterator[None]:
     """One task worker on the benchmark's database, calling the sandbox at ``sandbox_url``."""
@@ -112,9 +115,16 @@ def worker(sandbox_url: str) -> Iterator[None]:
         text=True,
     )
     try:
-        line = process.stdout.readline() if process.stdout else ""
+        # The system checks may print warnings first (on PostgreSQL as a superuser, the
+        # audit table's least-privilege check): read on to the worker's own line.
+        seen = []
+        for _ in range(MAX_START_LINES):
+            line = process.stdout.readline() if process.stdout else ""
+            seen.append(line)
+            if not line or "running" in line:
+                break
         if "running" not in line:
-            raise BenchError(f"the task worker did not start: {line}")
+            raise BenchError(f"the task worker did not start: {''.join(seen)[-2000:]}")
         yield
     finally:
         process.send_signal(signal.SIGTERM)
