@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from models_admin import remote, roles, storable
 from models_admin.http import client_ip
-from models_admin.models import ApiCredential, AuditChainHead, AuditEntry
+from models_admin.models import ApiCredential, AuditChainHead, AuditEntry, ModelSnapshot
 
 if TYPE_CHECKING:
     from models_admin.http import AuthedRequest
@@ -194,7 +194,7 @@ def _make_storable(entry: AuditEntry, *, escape: bool = False) -> None:
             setattr(entry, field.attname, storable.json_value(value, escape=escape))
 
 
-def append(
+def new_entry(
     *,
     kind: str,
     action: str,
@@ -213,9 +213,13 @@ def append(
     upstream_request_id: str = "",
     credential: ApiCredential | None = None,
 ) -> AuditEntry:
-    """Append one entry to the chain and commit it. ``system`` names a non-human actor."""
+    """An entry not yet in the chain (``append`` or ``append_many`` puts it there).
+    ``system`` names a non-human actor. An entry about a model without its name takes
+    the name the inventory sync last saw, so every model entry can be found by name."""
     user = actor.user if actor else None
     role = (actor.role or roles.role_of(user)) if actor and user else None
+    if not target_name and target_id and action.startswith("model."):
+        target_name = _last_seen_name(target_id)
     entry = AuditEntry(
         kind=kind,
         attempt=attempt,
@@ -243,6 +247,18 @@ def append(
         hash_version=HASH_VERSION,
     )
     _make_storable(entry)
+    return entry
+
+
+def _last_seen_name(model_id: str) -> str:
+    seen = ModelSnapshot.objects.filter(model_id=model_id).order_by("-seen_at")
+    row = seen.values_list("name", flat=True).first()
+    return row or ""
+
+
+def append(**fields: Any) -> AuditEntry:
+    """Append one entry (``new_entry``'s arguments) to the chain and commit it."""
+    entry = new_entry(**fields)
     try:
         return _insert(entry)
     except DataError:
@@ -250,6 +266,34 @@ def append(
         # entry is still written, with every string escaped to ASCII.
         _make_storable(entry, escape=True)
         return _insert(entry)
+
+
+def append_many(entries: list[AuditEntry]) -> list[AuditEntry]:
+    """Append entries made by ``new_entry`` (self-contained ones: no ``attempt``) in one
+    transaction: the chain head is locked once and the rows are inserted in bulk."""
+    if not entries:
+        return entries
+    try:
+        return _insert_many(entries)
+    except DataError:
+        for entry in entries:
+            _make_storable(entry, escape=True)
+        return _insert_many(entries)
+
+
+def _insert_many(entries: list[AuditEntry]) -> list[AuditEntry]:
+    with transaction.atomic():
+        head = _lock_head()
+        now = timezone.now()
+        seq, prev = head.seq, head.hash
+        for entry in entries:
+            seq += 1
+            entry.seq, entry.prev_hash, entry.created_at = seq, prev, now
+            entry.hash = prev = entry_hash(_hash_values(entry, None))
+        AuditEntry.objects.bulk_create(entries, batch_size=500)
+        head.seq, head.hash = seq, prev
+        head.save(update_fields=["seq", "hash"])
+    return entries
 
 
 def _insert(entry: AuditEntry) -> AuditEntry:

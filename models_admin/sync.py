@@ -1,0 +1,482 @@
+"""The inventory sync: changes made outside the dashboard, on the record.
+
+Mistral's own audit log has no model events, so a model renamed, archived or deleted in
+Mistral's console or by a script would leave no trace. The sync lists each distinct
+stored key's models (one list call per key), compares the fine-tuned ones with the last
+snapshot of that key's workspace (``ModelSnapshot``), and appends an ``outside`` entry to
+the audit log for each difference the dashboard's own entries do not explain: a model
+that appeared, disappeared, was renamed or re-described, archived or unarchived. Base
+models are Mistral's catalogue, not the team's: they are not compared.
+
+Which workspace: every key whose list shows fine-tuned models of a known workspace is
+a key of it (``SyncKey``), so two keys of one workspace compare with one snapshot and
+record each change once. A key that shows none keeps the workspace it had.
+
+The dashboard's own changes: an attempt is written to the log *before* its request
+goes to Mistral, so any change of the dashboard's that a list shows has its attempt in
+the log by the time the list has been read (its ``seq`` is at most the chain head read
+then). A difference is the dashboard's when an attempt on that model, recorded before
+the list was read and not settled before the previous list was asked for (its change
+could not show in that one), asked for exactly what the list shows: still pending,
+unknown, or succeeded (a failed or denied one changed nothing). The comparison and the
+entries it appends happen while holding the audit chain's head (one row lock), so a
+sync never races another sync or the dashboard's appends.
+
+What it cannot see: a change undone between two syncs (renamed and renamed back)
+leaves no difference. The first list of a workspace is its baseline: nothing is
+recorded for it. Every run is idempotent: a list older than the one the workspace was
+last compared with is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from models_admin import audit, crypto, remote, storable
+from models_admin.audit import Action, Kind, Outcome
+from models_admin.logging import register_secret
+from models_admin.models import (
+    ApiCredential,
+    AuditChainHead,
+    AuditEntry,
+    ModelSnapshot,
+    SyncKey,
+    SyncWorkspace,
+)
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "outside the dashboard"
+MODEL_ACTIONS = (
+    Action.MODEL_UPDATE,
+    Action.MODEL_ARCHIVE,
+    Action.MODEL_UNARCHIVE,
+    Action.MODEL_DELETE,
+)
+# The longest a dashboard attempt may wait for Mistral's answer (retries included).
+IN_FLIGHT = timedelta(hours=1)
+# How many listed ids are looked up to find the workspace a key belongs to.
+SAMPLE = 200
+BATCH = 1000
+TEXT_FIELDS = ("name", "description")
+
+
+class SyncFailed(Exception):
+    """Some keys could not be listed (the others were synced)."""
+
+
+def key_digest(api_key: str) -> str:
+    """What the sync keeps of a key: an HMAC, never the key."""
+    return hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A fine-tuned model as a list shows it, its strings as the database stores them."""
+
+    card: remote.FineTunedModelCard
+    model_id: str
+    name: str | None
+    description: str | None
+    archived: bool
+
+    @classmethod
+    def of(cls, card: remote.FineTunedModelCard) -> Seen:
+        return cls(
+            card=card,
+            model_id=storable.text(card.id, 300),
+            name=_text(card.name),
+            description=_text(card.description),
+            archived=card.archived,
+        )
+
+
+def _text(value: str | None) -> str | None:
+    return storable.text(value) if value is not None else None
+
+
+@dataclass(slots=True)
+class KeyResult:
+    """What one key's sync did, for the command's output and the upkeep summary."""
+
+    credential: str  # the masked key
+    status: str  # "baseline", "synced", "stale" or "failed"
+    workspace: int | None = None
+    models: int = 0
+    recorded: int = 0
+    explained: int = 0  # differences that were the dashboard's own changes
+    message: str = ""
+
+    def __str__(self) -> str:
+        if self.status == "failed":
+            return f"key {self.credential}: failed: {self.message}"
+        where = f"workspace #{self.workspace}, {self.models} fine-tuned model(s)"
+        if self.status == "baseline":
+            return f"key {self.credential}: {where}: first list, kept as the baseline."
+        if self.status == "stale":
+            return f"key {self.credential}: {where}: a newer list was compared already."
+        return (
+            f"key {self.credential}: {where}: {self.recorded} outside change(s) recorded, "
+            f"{self.explained} difference(s) made through the dashboard."
+        )
+
+
+# --------------------------------------------------------------------------- running
+
+
+def stored_keys(*, username: str | None = None) -> Iterator[tuple[ApiCredential, str]]:
+    """One credential per distinct stored key (the most recently verified), with the
+    key; keys that can't be decrypted are skipped (the user must enter them again)."""
+    credentials = ApiCredential.objects.filter(user__is_active=True).order_by(
+        "-verified_at", "-updated_at"
+    )
+    if username is not None:
+        credentials = credentials.filter(user__username=username)
+    digests: set[str] = set()
+    for credential in credentials:
+        try:
+            api_key = credential.get_key()
+        except crypto.UndecryptableError:
+            logger.warning("Inventory sync: stored key #%s can't be decrypted", credential.pk)
+            continue
+        register_secret(api_key)
+        digest = key_digest(api_key)
+        if digest not in digests:
+            digests.add(digest)
+            yield credential, api_key
+
+
+def sync_all(*, username: str | None = None) -> list[KeyResult]:
+    """Sync every distinct stored key (or ``username``'s), one list call each."""
+    return [sync_key(credential, api_key) for credential, api_key in stored_keys(username=username)]
+
+
+@sensitive_variables("api_key")
+def sync_key(credential: ApiCredential, api_key: str) -> KeyResult:
+    """List the key's models and compare them with its workspace's snapshot."""
+    result = KeyResult(credential=credential.key_masked, status="synced")
+    started_at, started_seq = timezone.now(), _head_seq()
+    try:
+        cards = remote.ModelsApi(api_key=api_key).list_models()
+    except remote.ModelsApiError as exc:
+        result.status, result.message = "failed", exc.message
+        return result
+    finished_at, finished_seq = timezone.now(), _head_seq()
+    seen, unreadable = _fine_tuned(cards)
+    result.models = len(seen)
+    if not cards:
+        # Mistral always lists its base models: an empty list is not an answer to trust.
+        result.status, result.message = "failed", "Mistral sent an empty list."
+        return result
+    listing = _Listing(
+        credential, key_digest(api_key), seen, unreadable, started_at, started_seq, finished_at
+    )
+    with transaction.atomic():
+        audit._lock_head()  # one comparison at a time, and no append in between
+        _compare(listing, finished_seq, result)
+    return result
+
+
+def _head_seq() -> int:
+    return AuditChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+
+
+def _fine_tuned(cards: Iterable[remote.ModelCard]) -> tuple[dict[str, Seen], set[str]]:
+    """The fine-tuned models of a list by id, and the ids of those whose card broke the
+    contract (not compared: a missing ``archived`` is no unarchive)."""
+    seen: dict[str, Seen] = {}
+    unreadable: set[str] = set()
+    for card in cards:
+        if not isinstance(card, remote.FineTunedModelCard):
+            continue
+        item = Seen.of(card)
+        if card.problems:
+            unreadable.add(item.model_id)
+        else:
+            seen[item.model_id] = item
+    return seen, unreadable
+
+
+@dataclass(slots=True)
+class _Listing:
+    credential: ApiCredential
+    digest: str
+    seen: dict[str, Seen]
+    unreadable: set[str]
+    started_at: datetime
+    started_seq: int
+    finished_at: datetime
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def _workspace(listing: _Listing) -> SyncWorkspace:
+    """The workspace the listed models belong to (the one most of a sample of them is
+    in), else the key's, else a new one; the key is filed under it."""
+    known = SyncKey.objects.filter(digest=listing.digest).first()
+    sample = [*listing.seen, *listing.unreadable][:SAMPLE]
+    counts = Counter(
+        ModelSnapshot.objects.filter(model_id__in=sample).values_list("workspace_id", flat=True)
+    )
+    workspace_id = (
+        counts.most_common(1)[0][0] if counts else (known.workspace_id if known else None)
+    )
+    workspace = (
+        SyncWorkspace.objects.get(pk=workspace_id)
+        if workspace_id is not None
+        else SyncWorkspace.objects.create()
+    )
+    if known is None:
+        known = SyncKey(digest=listing.digest, workspace=workspace)
+    known.workspace = workspace
+    known.credential_masked = listing.credential.key_masked
+    known.synced_at = listing.finished_at
+    known.save()
+    return workspace
+
+
+Row = tuple[int, str, str | None, str | None, bool]  # pk, model_id, name, description, archived
+
+
+def _compare(listing: _Listing, finished_seq: int, result: KeyResult) -> None:
+    """Compare the list with the workspace's snapshot, record what the dashboard does
+    not explain, and keep the list as the new snapshot."""
+    workspace = _workspace(listing)
+    result.workspace = workspace.pk
+    previous_at = workspace.list_started_at
+    if previous_at is not None and previous_at >= listing.started_at:
+        result.status = "stale"
+        return
+    known: dict[str, Row] = {
+        row[1]: row
+        for row in ModelSnapshot.objects.filter(workspace=workspace).values_list(
+            "pk", "model_id", "name", "description", "archived"
+        )
+    }
+    new = [seen for model_id, seen in listing.seen.items() if model_id not in known]
+    changed = [
+        (row, seen)
+        for model_id, seen in listing.seen.items()
+        if (row := known.get(model_id)) is not None
+        and row[2:] != (seen.name, seen.description, seen.archived)
+    ]
+    gone = [
+        row
+        for model_id, row in known.items()
+        if model_id not in listing.seen and model_id not in listing.unreadable
+    ]
+    entries: list[AuditEntry] = []
+    if previous_at is None:
+        result.status = "baseline"
+    else:
+        cards = _cards([row[0] for row, _ in changed] + [row[0] for row in gone])
+        dashboard = _dashboard_changes(
+            started_seq=workspace.list_started_seq or 0,
+            started_at=previous_at,
+            finished_seq=finished_seq,
+        )
+        recorder = _Recorder(listing, previous_at, dashboard)
+        entries = [recorder.appeared(seen) for seen in new]
+        for row, seen in changed:
+            entries.extend(recorder.changed(row, seen, cards.get(row[0])))
+        for row in gone:
+            if (entry := recorder.vanished(row, cards.get(row[0]))) is not None:
+                entries.append(entry)
+        result.explained = recorder.explained
+    _save_snapshot(workspace, new, changed, gone)
+    audit.append_many(entries)
+    result.recorded = len(entries)
+    workspace.list_started_at, workspace.list_finished_at = listing.started_at, listing.finished_at
+    workspace.list_started_seq = listing.started_seq
+    workspace.credential_masked = listing.credential.key_masked
+    workspace.model_count = len(listing.seen) + len(listing.unreadable)
+    workspace.save()
+
+
+def _save_snapshot(
+    workspace: SyncWorkspace, new: list[Seen], changed: list[tuple[Row, Seen]], gone: list[Row]
+) -> None:
+    """Bulk writes: the appeared models, the changed ones and the vanished ones."""
+    now = timezone.now()
+    ModelSnapshot.objects.bulk_create(
+        [_snapshot(workspace, seen, now) for seen in new], batch_size=BATCH
+    )
+    ModelSnapshot.objects.bulk_update(
+        [_snapshot(workspace, seen, now, pk=row[0]) for row, seen in changed],
+        ["name", "description", "archived", "card", "seen_at"],
+        batch_size=BATCH,
+    )
+    pks = [row[0] for row in gone]
+    for start in range(0, len(pks), BATCH):
+        ModelSnapshot.objects.filter(pk__in=pks[start : start + BATCH]).delete()
+
+
+def _snapshot(
+    workspace: SyncWorkspace, seen: Seen, now: datetime, *, pk: int | None = None
+) -> ModelSnapshot:
+    return ModelSnapshot(
+        pk=pk,
+        workspace=workspace,
+        model_id=seen.model_id,
+        name=seen.name,
+        description=seen.description,
+        archived=seen.archived,
+        card=audit.card_snapshot(seen.card),
+        seen_at=now,
+    )
+
+
+def _cards(pks: list[int]) -> dict[int, dict[str, Any]]:
+    """The stored cards of these snapshots (the changed and vanished ones only)."""
+    cards: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(pks), BATCH):
+        chunk = ModelSnapshot.objects.filter(pk__in=pks[start : start + BATCH])
+        cards.update(chunk.values_list("pk", "card"))
+    return cards
+
+
+# --------------------------------------------------------------------------- explaining
+
+
+@dataclass(slots=True)
+class _Asked:
+    """What the dashboard's attempts on one model asked for."""
+
+    values: dict[str, set[str | None]] = field(default_factory=dict)  # field: new values
+    archived: set[bool] = field(default_factory=set)
+    deleted: bool = False
+
+
+def _dashboard_changes(
+    *, started_seq: int, started_at: datetime, finished_seq: int
+) -> dict[str, _Asked]:
+    """What the dashboard's attempts could have changed since the previous list: those
+    recorded before this list was read (``seq <= finished_seq``), not settled before the
+    previous list was asked for, and neither failed nor denied."""
+    settled_before = AuditEntry.objects.filter(attempt=OuterRef("pk"), seq__lte=started_seq)
+    refused = AuditEntry.objects.filter(
+        attempt=OuterRef("pk"), outcome__in=(Outcome.FAILED, Outcome.DENIED)
+    )
+    attempts = (
+        AuditEntry.objects.filter(
+            kind=Kind.ATTEMPT,
+            action__in=MODEL_ACTIONS,
+            seq__lte=finished_seq,
+            created_at__gte=started_at - IN_FLIGHT,
+        )
+        .exclude(Exists(settled_before))
+        .exclude(Exists(refused))
+        .values_list("target_id", "action", "changes")
+    )
+    asked: dict[str, _Asked] = {}
+    for target_id, action, changes in attempts.iterator(chunk_size=BATCH):
+        item = asked.setdefault(target_id, _Asked())
+        if action == Action.MODEL_DELETE:
+            item.deleted = True
+        elif action in (Action.MODEL_ARCHIVE, Action.MODEL_UNARCHIVE):
+            item.archived.add(action == Action.MODEL_ARCHIVE)
+        for name, pair in (changes or {}).items():
+            if name in TEXT_FIELDS and isinstance(pair, list) and len(pair) == 2:
+                item.values.setdefault(name, set()).add(_text(pair[1]))
+    return asked
+
+
+class _Recorder:
+    """Builds the outside entries of one comparison; counts what the dashboard explains."""
+
+    def __init__(
+        self, listing: _Listing, previous_at: datetime, dashboard: dict[str, _Asked]
+    ) -> None:
+        self.listing = listing
+        self.dashboard = dashboard
+        self.explained = 0
+        seen_at, masked = listing.finished_at, listing.credential.key_masked
+        self.details: dict[str, Any] = {
+            "source": "outside",
+            "seen_by": "inventory sync",
+            "seen_with": masked,
+            "seen_at": seen_at.isoformat(),
+            "window": [previous_at.isoformat(), seen_at.isoformat()],
+        }
+        self.message = (
+            f"Made outside the dashboard between {previous_at:%Y-%m-%d %H:%M:%S} and "
+            f"{seen_at:%Y-%m-%d %H:%M:%S} UTC; seen by the inventory sync with key {masked}."
+        )
+
+    def _entry(self, action: str, model_id: str, name: str | None, **fields: Any) -> AuditEntry:
+        details = {**self.details, **fields.pop("details", {})}
+        return audit.new_entry(
+            kind=Kind.OUTSIDE,
+            action=action,
+            outcome=Outcome.SUCCEEDED,
+            actor=None,
+            system=ACTOR,
+            target_id=model_id,
+            target_name=name or model_id,
+            details=details,
+            message=self.message,
+            credential=self.listing.credential,
+            **fields,
+        )
+
+    def appeared(self, seen: Seen) -> AuditEntry:
+        changes: dict[str, list[Any]] = {
+            name: [None, value]
+            for name, value in (("name", seen.name), ("description", seen.description))
+            if value is not None
+        }
+        changes["archived"] = [None, seen.archived]
+        card = audit.card_snapshot(seen.card)
+        return self._entry(
+            Action.MODEL_APPEAR, seen.model_id, seen.name, changes=changes, details={"card": card}
+        )
+
+    def changed(self, row: Row, seen: Seen, card: dict[str, Any] | None) -> list[AuditEntry]:
+        asked = self.dashboard.get(seen.model_id, _Asked())
+        entries = []
+        texts = {}
+        for index, name in enumerate(TEXT_FIELDS, start=2):
+            old, new = row[index], getattr(seen, name)
+            if old == new:
+                continue
+            if new in asked.values.get(name, ()):
+                self.explained += 1
+            else:
+                texts[name] = [old, new]
+        if texts:
+            entries.append(
+                self._entry(
+                    Action.MODEL_UPDATE, seen.model_id, seen.name, before=card, changes=texts
+                )
+            )
+        if row[4] != seen.archived:
+            if seen.archived in asked.archived:
+                self.explained += 1
+            else:
+                action = Action.MODEL_ARCHIVE if seen.archived else Action.MODEL_UNARCHIVE
+                changes = {"archived": [row[4], seen.archived]}
+                entries.append(
+                    self._entry(action, seen.model_id, seen.name, before=card, changes=changes)
+                )
+        return entries
+
+    def vanished(self, row: Row, card: dict[str, Any] | None) -> AuditEntry | None:
+        asked = self.dashboard.get(row[1])
+        if asked is not None and asked.deleted:
+            self.explained += 1
+            return None
+        return self._entry(Action.MODEL_DELETE, row[1], row[2], before=card)
