@@ -12,6 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from django.conf import settings
@@ -49,6 +50,10 @@ class Inventory:
     # What Mistral's list held that could not be shown at all (a card without a usable
     # id); cards with lesser problems are rows flagged with their own message.
     problems: tuple[str, ...] = ()
+    # Which stored key the list comes from (masked) and when it was read from Mistral:
+    # set by the session that made the list call (services/upstream.py).
+    key_masked: str = ""
+    read_at: datetime | None = None
 
     @classmethod
     def build(cls, cards: Iterable[ModelCard]) -> Inventory:

@@ -4,6 +4,7 @@ audit entries of its changes name."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 from datetime import timedelta
@@ -68,7 +69,11 @@ class UpstreamSession:
         refreshes the cache). Raises remote.ModelsApiError."""
         if not refresh and (cached := self.cached_inventory()) is not None:
             return cached
-        inventory = Inventory.build(self.api.list_models())
+        inventory = dataclasses.replace(
+            Inventory.build(self.api.list_models()),
+            key_masked=self.credential.key_masked if self.credential else "",
+            read_at=timezone.now(),
+        )
         inventories.set(self._cache_key, inventory)
         return inventory
 
