@@ -34,7 +34,7 @@ import hashlib
 import hmac
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -85,27 +85,54 @@ def key_digest(api_key: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """A fine-tuned model as a list shows it, its strings as the database stores them."""
+    """A fine-tuned model as a list shows it, its strings as the database stores them;
+    ``entry`` is the card as sent, made into a ModelCard only for the models that changed."""
 
-    card: remote.FineTunedModelCard
+    entry: dict[str, Any]
     model_id: str
     name: str | None
     description: str | None
     archived: bool
 
-    @classmethod
-    def of(cls, card: remote.FineTunedModelCard) -> Seen:
-        return cls(
-            card=card,
-            model_id=storable.text(card.id, 300),
-            name=_text(card.name),
-            description=_text(card.description),
-            archived=card.archived,
-        )
+    def snapshot(self) -> dict[str, Any]:
+        """The card, as audit entries keep it (audit.card_snapshot)."""
+        return audit.card_snapshot(remote.ModelCard.from_json(self.entry, log=False))
 
 
-def _text(value: str | None) -> str | None:
-    return storable.text(value) if value is not None else None
+def _text(value: str | None, max_length: int | None = None) -> str | None:
+    """storable.text, with a fast path for the usual string (ASCII, no NUL, short)."""
+    if value is None:
+        return None
+    if value.isascii() and "\x00" not in value and (max_length is None or len(value) <= max_length):
+        return value
+    return storable.text(value, max_length)
+
+
+def _fine_tuned(entries: list[Any]) -> tuple[dict[str, Seen], set[str]]:
+    """The fine-tuned models of a list by id, and the ids of those whose compared fields
+    break the contract (not compared: a missing ``archived`` is no unarchive, a missing
+    ``name`` no rename). Entries without a usable id can't be told apart: left out."""
+    seen: dict[str, Seen] = {}
+    unreadable: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("type") != "fine-tuned":
+            continue
+        raw_id = entry.get("id")
+        if not isinstance(raw_id, str) or not raw_id:
+            continue
+        model_id = _text(raw_id, 300) or ""
+        name = entry.get("name", False)
+        description = entry.get("description", False)
+        archived = entry.get("archived")
+        if (
+            not isinstance(archived, bool)
+            or not (name is None or isinstance(name, str))
+            or not (description is None or isinstance(description, str))
+        ):
+            unreadable.add(model_id)
+            continue
+        seen[model_id] = Seen(entry, model_id, _text(name), _text(description), archived)
+    return seen, unreadable
 
 
 @dataclass(slots=True)
@@ -170,14 +197,14 @@ def sync_key(credential: ApiCredential, api_key: str) -> KeyResult:
     result = KeyResult(credential=credential.key_masked, status="synced")
     started_at, started_seq = timezone.now(), _head_seq()
     try:
-        cards = remote.ModelsApi(api_key=api_key).list_models()
+        entries = remote.ModelsApi(api_key=api_key).list_model_entries()
     except remote.ModelsApiError as exc:
         result.status, result.message = "failed", exc.message
         return result
     finished_at, finished_seq = timezone.now(), _head_seq()
-    seen, unreadable = _fine_tuned(cards)
+    seen, unreadable = _fine_tuned(entries)
     result.models = len(seen)
-    if not cards:
+    if not entries:
         # Mistral always lists its base models: an empty list is not an answer to trust.
         result.status, result.message = "failed", "Mistral sent an empty list."
         return result
@@ -192,22 +219,6 @@ def sync_key(credential: ApiCredential, api_key: str) -> KeyResult:
 
 def _head_seq() -> int:
     return AuditChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
-
-
-def _fine_tuned(cards: Iterable[remote.ModelCard]) -> tuple[dict[str, Seen], set[str]]:
-    """The fine-tuned models of a list by id, and the ids of those whose card broke the
-    contract (not compared: a missing ``archived`` is no unarchive)."""
-    seen: dict[str, Seen] = {}
-    unreadable: set[str] = set()
-    for card in cards:
-        if not isinstance(card, remote.FineTunedModelCard):
-            continue
-        item = Seen.of(card)
-        if card.problems:
-            unreadable.add(item.model_id)
-        else:
-            seen[item.model_id] = item
-    return seen, unreadable
 
 
 @dataclass(slots=True)
@@ -335,7 +346,7 @@ def _snapshot(
         name=seen.name,
         description=seen.description,
         archived=seen.archived,
-        card=audit.card_snapshot(seen.card),
+        card=seen.snapshot(),
         seen_at=now,
     )
 
@@ -440,7 +451,7 @@ class _Recorder:
             if value is not None
         }
         changes["archived"] = [None, seen.archived]
-        card = audit.card_snapshot(seen.card)
+        card = seen.snapshot()
         return self._entry(
             Action.MODEL_APPEAR, seen.model_id, seen.name, changes=changes, details={"card": card}
         )

@@ -164,9 +164,9 @@ class TestOutsideChanges:
 
     def test_a_card_that_breaks_the_contract_is_not_compared(self, synced, sandbox):
         card = fine_tuned(sandbox)
-        sandbox.state.faults.set(drop_fields=["job"], match="GET /v1/models")
+        sandbox.state.faults.set(drop_fields=["archived"], match="GET /v1/models")
         upstream(sandbox, "POST", f"/v1/fine_tuning/models/{card['id']}/archive")
-        run_sync()  # every card lacks its "job": none is compared, none vanishes
+        run_sync()  # every card lacks "archived": none is compared, none vanishes
         assert outside() == []
         sandbox.state.faults.clear()
         run_sync()
