@@ -344,3 +344,19 @@ class TestSchedule:
         assert sync.sync_key(credential, api_key).status == "stale"
         assert outside() == []
         assert ModelSnapshot.objects.filter(name="stale").count() == 0
+
+
+class TestHostileCards:
+    def test_hostile_strings_are_stored_safely_and_compared_as_stored(self, synced, sandbox):
+        hostile = "nul\x00 and ünïcode"
+        added = upstream(sandbox, "POST", "/_sandbox/models", json={"name": "hostile"})
+        workspace = sandbox.state.workspace(ALICE_KEY)
+        workspace.put({**added, "name": hostile})
+        no_id = {k: v for k, v in added.items() if k != "id"}
+        workspace.put_without_id({**no_id, "name": "no id"})  # can't be told apart: left out
+        run_sync()
+        (entry,) = outside()
+        assert entry.target_name == "nul\ufffd and ünïcode"
+        run_sync()  # the stored name equals the listed one once cleaned: no rename
+        assert len(outside()) == 1
+        assert_chain_ok()
