@@ -35,18 +35,16 @@ import hmac
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from models_admin import audit, crypto, remote, storable
-from models_admin.audit import Action, Kind, Outcome
+from models_admin import audit, crypto, remote, sync_entries
 from models_admin.logging import register_secret
 from models_admin.models import (
     ApiCredential,
@@ -56,22 +54,12 @@ from models_admin.models import (
     SyncKey,
     SyncWorkspace,
 )
+from models_admin.sync_entries import BATCH, Row, Seen, clean_text
 
 logger = logging.getLogger(__name__)
 
-ACTOR = "outside the dashboard"
-MODEL_ACTIONS = (
-    Action.MODEL_UPDATE,
-    Action.MODEL_ARCHIVE,
-    Action.MODEL_UNARCHIVE,
-    Action.MODEL_DELETE,
-)
-# The longest a dashboard attempt may wait for Mistral's answer (retries included).
-IN_FLIGHT = timedelta(hours=1)
 # How many listed ids are looked up to find the workspace a key belongs to.
 SAMPLE = 200
-BATCH = 1000
-TEXT_FIELDS = ("name", "description")
 
 
 class SyncFailed(Exception):
@@ -81,31 +69,6 @@ class SyncFailed(Exception):
 def key_digest(api_key: str) -> str:
     """What the sync keeps of a key: an HMAC, never the key."""
     return hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """A fine-tuned model as a list shows it, its strings as the database stores them;
-    ``entry`` is the card as sent, made into a ModelCard only for the models that changed."""
-
-    entry: dict[str, Any]
-    model_id: str
-    name: str | None
-    description: str | None
-    archived: bool
-
-    def snapshot(self) -> dict[str, Any]:
-        """The card, as audit entries keep it (audit.card_snapshot)."""
-        return audit.card_snapshot(remote.ModelCard.from_json(self.entry, log=False))
-
-
-def _text(value: str | None, max_length: int | None = None) -> str | None:
-    """storable.text, with a fast path for the usual string (ASCII, no NUL, short)."""
-    if value is None:
-        return None
-    if value.isascii() and "\x00" not in value and (max_length is None or len(value) <= max_length):
-        return value
-    return storable.text(value, max_length)
 
 
 def _fine_tuned(entries: list[Any]) -> tuple[dict[str, Seen], set[str]]:
@@ -120,7 +83,7 @@ def _fine_tuned(entries: list[Any]) -> tuple[dict[str, Seen], set[str]]:
         raw_id = entry.get("id")
         if not isinstance(raw_id, str) or not raw_id:
             continue
-        model_id = _text(raw_id, 300) or ""
+        model_id = clean_text(raw_id, 300) or ""
         name = entry.get("name", False)
         description = entry.get("description", False)
         archived = entry.get("archived")
@@ -131,7 +94,7 @@ def _fine_tuned(entries: list[Any]) -> tuple[dict[str, Seen], set[str]]:
         ):
             unreadable.add(model_id)
             continue
-        seen[model_id] = Seen(entry, model_id, _text(name), _text(description), archived)
+        seen[model_id] = Seen(entry, model_id, clean_text(name), clean_text(description), archived)
     return seen, unreadable
 
 
@@ -260,9 +223,6 @@ def _workspace(listing: _Listing) -> SyncWorkspace:
     return workspace
 
 
-Row = tuple[int, str, str | None, str | None, bool]  # pk, model_id, name, description, archived
-
-
 def _compare(listing: _Listing, finished_seq: int, result: KeyResult) -> None:
     """Compare the list with the workspace's snapshot, record what the dashboard does
     not explain, and keep the list as the new snapshot."""
@@ -295,12 +255,17 @@ def _compare(listing: _Listing, finished_seq: int, result: KeyResult) -> None:
         result.status = "baseline"
     else:
         cards = _cards([row[0] for row, _ in changed] + [row[0] for row in gone])
-        dashboard = _dashboard_changes(
+        dashboard = sync_entries.dashboard_changes(
             started_seq=workspace.list_started_seq or 0,
             started_at=previous_at,
             finished_seq=finished_seq,
         )
-        recorder = _Recorder(listing, previous_at, dashboard)
+        recorder = sync_entries.Recorder(
+            listing.credential,
+            previous_at=previous_at,
+            seen_at=listing.finished_at,
+            dashboard=dashboard,
+        )
         entries = [recorder.appeared(seen) for seen in new]
         for row, seen in changed:
             entries.extend(recorder.changed(row, seen, cards.get(row[0])))
@@ -358,136 +323,3 @@ def _cards(pks: list[int]) -> dict[int, dict[str, Any]]:
         chunk = ModelSnapshot.objects.filter(pk__in=pks[start : start + BATCH])
         cards.update(chunk.values_list("pk", "card"))
     return cards
-
-
-# --------------------------------------------------------------------------- explaining
-
-
-@dataclass(slots=True)
-class _Asked:
-    """What the dashboard's attempts on one model asked for."""
-
-    values: dict[str, set[str | None]] = field(default_factory=dict)  # field: new values
-    archived: set[bool] = field(default_factory=set)
-    deleted: bool = False
-
-
-def _dashboard_changes(
-    *, started_seq: int, started_at: datetime, finished_seq: int
-) -> dict[str, _Asked]:
-    """What the dashboard's attempts could have changed since the previous list: those
-    recorded before this list was read (``seq <= finished_seq``), not settled before the
-    previous list was asked for, and neither failed nor denied."""
-    settled_before = AuditEntry.objects.filter(attempt=OuterRef("pk"), seq__lte=started_seq)
-    refused = AuditEntry.objects.filter(
-        attempt=OuterRef("pk"), outcome__in=(Outcome.FAILED, Outcome.DENIED)
-    )
-    attempts = (
-        AuditEntry.objects.filter(
-            kind=Kind.ATTEMPT,
-            action__in=MODEL_ACTIONS,
-            seq__lte=finished_seq,
-            created_at__gte=started_at - IN_FLIGHT,
-        )
-        .exclude(Exists(settled_before))
-        .exclude(Exists(refused))
-        .values_list("target_id", "action", "changes")
-    )
-    asked: dict[str, _Asked] = {}
-    for target_id, action, changes in attempts.iterator(chunk_size=BATCH):
-        item = asked.setdefault(target_id, _Asked())
-        if action == Action.MODEL_DELETE:
-            item.deleted = True
-        elif action in (Action.MODEL_ARCHIVE, Action.MODEL_UNARCHIVE):
-            item.archived.add(action == Action.MODEL_ARCHIVE)
-        for name, pair in (changes or {}).items():
-            if name in TEXT_FIELDS and isinstance(pair, list) and len(pair) == 2:
-                item.values.setdefault(name, set()).add(_text(pair[1]))
-    return asked
-
-
-class _Recorder:
-    """Builds the outside entries of one comparison; counts what the dashboard explains."""
-
-    def __init__(
-        self, listing: _Listing, previous_at: datetime, dashboard: dict[str, _Asked]
-    ) -> None:
-        self.listing = listing
-        self.dashboard = dashboard
-        self.explained = 0
-        seen_at, masked = listing.finished_at, listing.credential.key_masked
-        self.details: dict[str, Any] = {
-            "source": "outside",
-            "seen_by": "inventory sync",
-            "seen_with": masked,
-            "seen_at": seen_at.isoformat(),
-            "window": [previous_at.isoformat(), seen_at.isoformat()],
-        }
-        self.message = (
-            f"Made outside the dashboard between {previous_at:%Y-%m-%d %H:%M:%S} and "
-            f"{seen_at:%Y-%m-%d %H:%M:%S} UTC; seen by the inventory sync with key {masked}."
-        )
-
-    def _entry(self, action: str, model_id: str, name: str | None, **fields: Any) -> AuditEntry:
-        details = {**self.details, **fields.pop("details", {})}
-        return audit.new_entry(
-            kind=Kind.OUTSIDE,
-            action=action,
-            outcome=Outcome.SUCCEEDED,
-            actor=None,
-            system=ACTOR,
-            target_id=model_id,
-            target_name=name or model_id,
-            details=details,
-            message=self.message,
-            credential=self.listing.credential,
-            **fields,
-        )
-
-    def appeared(self, seen: Seen) -> AuditEntry:
-        changes: dict[str, list[Any]] = {
-            name: [None, value]
-            for name, value in (("name", seen.name), ("description", seen.description))
-            if value is not None
-        }
-        changes["archived"] = [None, seen.archived]
-        card = seen.snapshot()
-        return self._entry(
-            Action.MODEL_APPEAR, seen.model_id, seen.name, changes=changes, details={"card": card}
-        )
-
-    def changed(self, row: Row, seen: Seen, card: dict[str, Any] | None) -> list[AuditEntry]:
-        asked = self.dashboard.get(seen.model_id, _Asked())
-        entries = []
-        texts = {}
-        for index, name in enumerate(TEXT_FIELDS, start=2):
-            old, new = row[index], getattr(seen, name)
-            if old == new:
-                continue
-            if new in asked.values.get(name, ()):
-                self.explained += 1
-            else:
-                texts[name] = [old, new]
-        if texts:
-            entries.append(
-                self._entry(
-                    Action.MODEL_UPDATE, seen.model_id, seen.name, before=card, changes=texts
-                )
-            )
-        if row[4] != seen.archived:
-            if seen.archived in asked.archived:
-                self.explained += 1
-            else:
-                action = Action.MODEL_ARCHIVE if seen.archived else Action.MODEL_UNARCHIVE
-                changes = {"archived": [row[4], seen.archived]}
-                entries.append(
-                    self._entry(action, seen.model_id, seen.name, before=card, changes=changes)
-                )
-        return entries
-
-    def vanished(self, row: Row, card: dict[str, Any] | None) -> AuditEntry | None:
-        asked = self.dashboard.get(row[1])
-        if asked is not None and asked.deleted:
-            self.explained += 1
-            return None
-        return self._entry(Action.MODEL_DELETE, row[1], row[2], before=card)
