@@ -22,17 +22,14 @@ stop an entry from being written.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import ipaddress
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import DataError, transaction
@@ -41,51 +38,14 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from models_admin import remote, roles, storable
+from models_admin.audit_hash import GENESIS, HASH_VERSION, canonical, entry_hash, hash_values
 from models_admin.http import client_ip
 from models_admin.models import ApiCredential, AuditChainHead, AuditEntry, ModelSnapshot
 
 if TYPE_CHECKING:
     from models_admin.http import AuthedRequest
 
-GENESIS = "0" * 64
 Kind, Action, Outcome = AuditEntry.Kind, AuditEntry.Action, AuditEntry.Outcome
-
-# Everything an entry says, in the order it is hashed. ``attempt`` is hashed as the
-# attempt's seq (stable across dumps and restores). Version 1 (the first release) left
-# the ``actor`` link out: it is cleared when the user is deleted. Version 2 hashes the
-# actor's id as ``actor_pk``, which is kept, and verify_chain checks that the link is
-# that id or nothing; ``hash_version`` itself is hashed, so an entry can't be passed off
-# as version 1. Not hashed: ``id`` (a surrogate key; links between entries are hashed
-# as seq) and ``hash``.
-HASHED_FIELDS = (
-    "seq",
-    "created_at",
-    "kind",
-    "attempt_seq",
-    "actor_username",
-    "actor_email",
-    "actor_role",
-    "action",
-    "target_id",
-    "target_name",
-    "before",
-    "changes",
-    "details",
-    "reason",
-    "outcome",
-    "upstream_status",
-    "message",
-    "ip",
-    "user_agent",
-    "request_id",
-    "upstream_request_id",
-    "credential_id",
-    "credential_masked",
-    "prev_hash",
-)
-HASH_VERSION = 2
-HASHED_FIELDS_BY_VERSION = {1: HASHED_FIELDS, 2: (*HASHED_FIELDS, "actor_pk", "hash_version")}
-ALL_HASHED_FIELDS = HASHED_FIELDS_BY_VERSION[HASH_VERSION]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,36 +78,6 @@ def _normalised_ip(value: str | None) -> str | None:
         return None
 
 
-# --------------------------------------------------------------------------- hashing
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def entry_hash(values: Mapping[str, Any]) -> str:
-    """HMAC-SHA256 over the hashed fields of an entry: a dict with the fields of its
-    ``hash_version`` (HASHED_FIELDS_BY_VERSION; version 1 when the dict has none)."""
-    content = {}
-    for name in HASHED_FIELDS_BY_VERSION[values.get("hash_version") or 1]:
-        value = values[name]
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        content[name] = value
-    message = _canonical(content).encode()
-    return hmac.new(settings.AUDIT_HMAC_KEY.encode(), message, hashlib.sha256).hexdigest()
-
-
-def _hash_values(entry: AuditEntry, attempt_seq: int | None) -> dict[str, Any]:
-    fields = HASHED_FIELDS_BY_VERSION[entry.hash_version]
-    values = {name: getattr(entry, name) for name in fields if name != "attempt_seq"}
-    values["attempt_seq"] = attempt_seq
-    # JSON fields are hashed as they read back from the database.
-    for name in ("before", "changes", "details"):
-        values[name] = json.loads(_canonical(values[name]))
-    return values
-
-
 # --------------------------------------------------------------------------- writing
 
 
@@ -166,7 +96,7 @@ def card_snapshot(card: remote.ModelCard) -> dict[str, Any]:
         elif isinstance(value, tuple):
             value = list(value)
         snapshot[f.name] = value
-    normalised: dict[str, Any] = json.loads(_canonical(snapshot))
+    normalised: dict[str, Any] = json.loads(canonical(snapshot))
     return normalised
 
 
@@ -289,7 +219,7 @@ def _insert_many(entries: list[AuditEntry]) -> list[AuditEntry]:
         for entry in entries:
             seq += 1
             entry.seq, entry.prev_hash, entry.created_at = seq, prev, now
-            entry.hash = prev = entry_hash(_hash_values(entry, None))
+            entry.hash = prev = entry_hash(hash_values(entry, None))
         AuditEntry.objects.bulk_create(entries, batch_size=500)
         head.seq, head.hash = seq, prev
         head.save(update_fields=["seq", "hash"])
@@ -301,7 +231,7 @@ def _insert(entry: AuditEntry) -> AuditEntry:
     with transaction.atomic():
         head = _lock_head()
         entry.seq, entry.prev_hash, entry.created_at = head.seq + 1, head.hash, timezone.now()
-        entry.hash = entry_hash(_hash_values(entry, entry.attempt.seq if entry.attempt else None))
+        entry.hash = entry_hash(hash_values(entry, entry.attempt.seq if entry.attempt else None))
         entry.save()
         head.seq, head.hash = entry.seq, entry.hash
         head.save(update_fields=["seq", "hash"])

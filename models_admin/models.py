@@ -183,7 +183,7 @@ class AuditEntry(models.Model):
     credential_masked = models.CharField(max_length=16, blank=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, editable=False)
-    # Which fields the hash covers (audit.HASHED_FIELDS_BY_VERSION); entries written
+    # Which fields the hash covers (audit_hash.HASHED_FIELDS_BY_VERSION); entries written
     # before version 2 keep verifying as they were written.
     hash_version = models.PositiveSmallIntegerField(default=1, editable=False)
     # The actor's id, hashed (version 2), kept when ``actor`` is cleared by a deletion:
