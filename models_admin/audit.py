@@ -24,11 +24,11 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
@@ -45,6 +45,7 @@ from models_admin.models import ApiCredential, AuditChainHead, AuditEntry, Model
 if TYPE_CHECKING:
     from models_admin.http import AuthedRequest
 
+P = ParamSpec("P")
 Kind, Action, Outcome = AuditEntry.Kind, AuditEntry.Action, AuditEntry.Outcome
 
 
@@ -186,16 +187,24 @@ def _last_seen_name(model_id: str) -> str:
     return row or ""
 
 
-def append(**fields: Any) -> AuditEntry:
-    """Append one entry (``new_entry``'s arguments) to the chain and commit it."""
-    entry = new_entry(**fields)
-    try:
-        return _insert(entry)
-    except DataError:
-        # A value the database refused for a reason storable.text did not foresee: the
-        # entry is still written, with every string escaped to ASCII.
-        _make_storable(entry, escape=True)
-        return _insert(entry)
+def _appending(make: Callable[P, AuditEntry]) -> Callable[P, AuditEntry]:
+    """``make``'s arguments, and the entry it makes appended to the chain and committed
+    (with ``make``'s signature, so that every call is type-checked)."""
+
+    def append(*args: P.args, **kwargs: P.kwargs) -> AuditEntry:
+        entry = make(*args, **kwargs)
+        try:
+            return _insert(entry)
+        except DataError:
+            # A value the database refused for a reason storable.text did not foresee:
+            # the entry is still written, with every string escaped to ASCII.
+            _make_storable(entry, escape=True)
+            return _insert(entry)
+
+    return append
+
+
+append = _appending(new_entry)
 
 
 def append_many(entries: list[AuditEntry]) -> list[AuditEntry]:
