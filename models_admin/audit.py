@@ -101,7 +101,9 @@ def card_snapshot(card: remote.ModelCard) -> dict[str, Any]:
     return normalised
 
 
-def _lock_head() -> AuditChainHead:
+def lock_head() -> AuditChainHead:
+    """The chain's head row, locked until the caller's transaction ends: no entry is
+    appended meanwhile (appends, the inventory sync's comparison)."""
     head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
     if head is None:
         # A fresh (or flushed) database: continue from whatever the log holds.
@@ -222,7 +224,7 @@ def append_many(entries: list[AuditEntry]) -> list[AuditEntry]:
 
 def _insert_many(entries: list[AuditEntry]) -> list[AuditEntry]:
     with transaction.atomic():
-        head = _lock_head()
+        head = lock_head()
         now = timezone.now()
         seq, prev = head.seq, head.hash
         for entry in entries:
@@ -238,7 +240,7 @@ def _insert_many(entries: list[AuditEntry]) -> list[AuditEntry]:
 def _insert(entry: AuditEntry) -> AuditEntry:
     """Link the entry to the chain head, hash it and save it, in one transaction."""
     with transaction.atomic():
-        head = _lock_head()
+        head = lock_head()
         entry.seq, entry.prev_hash, entry.created_at = head.seq + 1, head.hash, timezone.now()
         entry.hash = entry_hash(hash_values(entry, entry.attempt.seq if entry.attempt else None))
         entry.save()

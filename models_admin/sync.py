@@ -175,7 +175,7 @@ def sync_key(credential: ApiCredential, api_key: str) -> KeyResult:
         credential, key_digest(api_key), seen, unreadable, started_at, started_seq, finished_at
     )
     with transaction.atomic():
-        audit._lock_head()  # one comparison at a time, and no append in between
+        audit.lock_head()  # one comparison at a time, and no append in between
         _compare(listing, finished_seq, result)
     return result
 
