@@ -25,7 +25,7 @@ DEMO_ENV := DJANGO_DEBUG=true
 # axe-core for the accessibility browser tests, pinned in tests/browser/package-lock.json.
 NODE_MODULES := tests/browser/node_modules/.package-lock.json
 
-.PHONY: help venv venv-sdk3 demo test pytest test-sdk3 lint format typecheck lock bench \
+.PHONY: help install venv venv-sdk3 demo test pytest test-sdk3 lint format typecheck lock bench \
 	deploy-check clean
 
 help:
@@ -53,6 +53,9 @@ $(SDK3_STAMP): $(SDK3_LOCK) | $(STAMP)
 	@touch $@
 
 venv-sdk3: $(SDK3_STAMP)
+
+# Everything the tests need, installed (what make test does first anyway).
+install: venv venv-sdk3 $(NODE_MODULES)
 
 demo: venv
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput

@@ -3,7 +3,7 @@
 Writing 100,000 entries through ``audit.append`` (one locked transaction each) would
 take minutes, so ``History`` writes them in bulk (a multi-row INSERT, COPY on
 PostgreSQL), in ``seq`` order, each hashed as ``audit.append`` hashes it
-(``audit.entry_hash`` over the fields ``audit._hash_values`` picks, the attempt as its
+(``audit_hash.entry_hash`` over the fields ``audit_hash.hash_values`` picks, the attempt as its
 seq) and chained to the one before; then it moves the chain head. The chain verifies
 (``audit_chain.verify_chain()`` is checked at 1,000 entries), and the app appends after it
 as usual. The history is a realistic mix spread over the past year: changes as an
@@ -40,7 +40,7 @@ from bench.common import (
 )
 from bench.environment import Environment
 from bench.queries import count_queries, equal_counts_metric
-from models_admin import audit, audit_chain
+from models_admin import audit_chain, audit_hash
 from models_admin.audit import Action, Kind, Outcome
 from models_admin.models import AuditChainHead, AuditEntry
 
@@ -75,7 +75,7 @@ class History:
         self.rng = random.Random(20261125)  # the same history every run
         head = AuditChainHead.objects.filter(pk=1).first()
         self.seq = head.seq if head else 0
-        self.prev_hash = head.hash if head else audit.GENESIS
+        self.prev_hash = head.hash if head else audit_hash.GENESIS
         self.pk_offset = (AuditEntry.objects.aggregate(m=Max("id"))["m"] or 0) - self.seq
         now = datetime.now(UTC).replace(microsecond=0)
         self.step = timedelta(days=365) / planned
@@ -256,10 +256,10 @@ class History:
             "prev_hash": self.prev_hash,
             **fields,
         }
-        # Hashed as audit.append hashes an entry: audit._hash_values' fields, with the
-        # attempt as its seq. (_hash_values also round-trips the JSON fields through JSON
+        # Hashed as audit.append hashes an entry: audit_hash.hash_values' fields, with the
+        # attempt as its seq. (hash_values also round-trips the JSON fields through JSON
         # so that they hash as they read back; these are plain JSON already.)
-        values["hash"] = audit.entry_hash({**values, "attempt_seq": attempt_seq})
+        values["hash"] = audit_hash.entry_hash({**values, "attempt_seq": attempt_seq})
         self.prev_hash = values["hash"]
         return values
 

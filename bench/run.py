@@ -28,6 +28,7 @@ RESULTS = BENCH_DIR / "results.json"
 
 def _sections() -> list[tuple[str, Callable[[Any], list[Any]]]]:
     from bench import auditlog, bulkjob, listing, queries, ratelimit, serve, upstream
+    from bench import sync as inventory_sync
 
     # The audit history goes first: it is generated on the empty log, in the past, and
     # everything after runs against a 100,000-entry log, as a long-lived install would.
@@ -39,6 +40,7 @@ def _sections() -> list[tuple[str, Callable[[Any], list[Any]]]]:
         ("bulk archive (4)", bulkjob.run),
         ("bulk under rate limits (11)", ratelimit.run),
         ("gunicorn (6)", serve.run),
+        ("inventory sync (12)", inventory_sync.run),
     ]
 
 
@@ -52,6 +54,8 @@ ORDER = [
     "bulk.",
     "audit.page_ratio",
     "audit.export_memory",
+    "sync.",
+    "db_queries.sync",
     "gunicorn.",
     "rss.",
 ]

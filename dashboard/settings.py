@@ -363,6 +363,8 @@ BULK_WORKER_THREADS = env_int("BULK_WORKER_THREADS", BULK_CONCURRENCY)
 WORKER_TICK_SECONDS = env_float("WORKER_TICK_SECONDS", 5.0)
 # Upkeep periods: reconciling audit attempts whose outcome is unknown, expiring drafts.
 RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 5)
+# How often the task workers list each stored key's models and record outside changes.
+MODEL_SYNC_MINUTES = max(1, env_int("MODEL_SYNC_MINUTES", 15))
 # Cached model inventories (per API key) live this long; the user's own changes drop them.
 MODEL_LIST_CACHE_SECONDS = env_int("MODEL_LIST_CACHE_SECONDS", 30)
 

@@ -22,17 +22,14 @@ stop an entry from being written.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import ipaddress
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import DataError, transaction
@@ -41,51 +38,15 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from models_admin import remote, roles, storable
+from models_admin.audit_hash import GENESIS, HASH_VERSION, canonical, entry_hash, hash_values
 from models_admin.http import client_ip
-from models_admin.models import ApiCredential, AuditChainHead, AuditEntry
+from models_admin.models import ApiCredential, AuditChainHead, AuditEntry, ModelSnapshot
 
 if TYPE_CHECKING:
     from models_admin.http import AuthedRequest
 
-GENESIS = "0" * 64
+P = ParamSpec("P")
 Kind, Action, Outcome = AuditEntry.Kind, AuditEntry.Action, AuditEntry.Outcome
-
-# Everything an entry says, in the order it is hashed. ``attempt`` is hashed as the
-# attempt's seq (stable across dumps and restores). Version 1 (the first release) left
-# the ``actor`` link out: it is cleared when the user is deleted. Version 2 hashes the
-# actor's id as ``actor_pk``, which is kept, and verify_chain checks that the link is
-# that id or nothing; ``hash_version`` itself is hashed, so an entry can't be passed off
-# as version 1. Not hashed: ``id`` (a surrogate key; links between entries are hashed
-# as seq) and ``hash``.
-HASHED_FIELDS = (
-    "seq",
-    "created_at",
-    "kind",
-    "attempt_seq",
-    "actor_username",
-    "actor_email",
-    "actor_role",
-    "action",
-    "target_id",
-    "target_name",
-    "before",
-    "changes",
-    "details",
-    "reason",
-    "outcome",
-    "upstream_status",
-    "message",
-    "ip",
-    "user_agent",
-    "request_id",
-    "upstream_request_id",
-    "credential_id",
-    "credential_masked",
-    "prev_hash",
-)
-HASH_VERSION = 2
-HASHED_FIELDS_BY_VERSION = {1: HASHED_FIELDS, 2: (*HASHED_FIELDS, "actor_pk", "hash_version")}
-ALL_HASHED_FIELDS = HASHED_FIELDS_BY_VERSION[HASH_VERSION]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,36 +79,6 @@ def _normalised_ip(value: str | None) -> str | None:
         return None
 
 
-# --------------------------------------------------------------------------- hashing
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def entry_hash(values: Mapping[str, Any]) -> str:
-    """HMAC-SHA256 over the hashed fields of an entry: a dict with the fields of its
-    ``hash_version`` (HASHED_FIELDS_BY_VERSION; version 1 when the dict has none)."""
-    content = {}
-    for name in HASHED_FIELDS_BY_VERSION[values.get("hash_version") or 1]:
-        value = values[name]
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        content[name] = value
-    message = _canonical(content).encode()
-    return hmac.new(settings.AUDIT_HMAC_KEY.encode(), message, hashlib.sha256).hexdigest()
-
-
-def _hash_values(entry: AuditEntry, attempt_seq: int | None) -> dict[str, Any]:
-    fields = HASHED_FIELDS_BY_VERSION[entry.hash_version]
-    values = {name: getattr(entry, name) for name in fields if name != "attempt_seq"}
-    values["attempt_seq"] = attempt_seq
-    # JSON fields are hashed as they read back from the database.
-    for name in ("before", "changes", "details"):
-        values[name] = json.loads(_canonical(values[name]))
-    return values
-
-
 # --------------------------------------------------------------------------- writing
 
 
@@ -166,11 +97,13 @@ def card_snapshot(card: remote.ModelCard) -> dict[str, Any]:
         elif isinstance(value, tuple):
             value = list(value)
         snapshot[f.name] = value
-    normalised: dict[str, Any] = json.loads(_canonical(snapshot))
+    normalised: dict[str, Any] = json.loads(canonical(snapshot))
     return normalised
 
 
-def _lock_head() -> AuditChainHead:
+def lock_head() -> AuditChainHead:
+    """The chain's head row, locked until the caller's transaction ends: no entry is
+    appended meanwhile (appends, the inventory sync's comparison)."""
     head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
     if head is None:
         # A fresh (or flushed) database: continue from whatever the log holds.
@@ -194,7 +127,7 @@ def _make_storable(entry: AuditEntry, *, escape: bool = False) -> None:
             setattr(entry, field.attname, storable.json_value(value, escape=escape))
 
 
-def append(
+def new_entry(
     *,
     kind: str,
     action: str,
@@ -213,9 +146,13 @@ def append(
     upstream_request_id: str = "",
     credential: ApiCredential | None = None,
 ) -> AuditEntry:
-    """Append one entry to the chain and commit it. ``system`` names a non-human actor."""
+    """An entry not yet in the chain (``append`` or ``append_many`` puts it there).
+    ``system`` names a non-human actor. An entry about a model without its name takes
+    the name the inventory sync last saw, so every model entry can be found by name."""
     user = actor.user if actor else None
     role = (actor.role or roles.role_of(user)) if actor and user else None
+    if not target_name and target_id and action.startswith("model."):
+        target_name = _last_seen_name(target_id)
     entry = AuditEntry(
         kind=kind,
         attempt=attempt,
@@ -243,21 +180,69 @@ def append(
         hash_version=HASH_VERSION,
     )
     _make_storable(entry)
+    return entry
+
+
+def _last_seen_name(model_id: str) -> str:
+    seen = ModelSnapshot.objects.filter(model_id=model_id).order_by("-seen_at")
+    row = seen.values_list("name", flat=True).first()
+    return row or ""
+
+
+def _appending(make: Callable[P, AuditEntry]) -> Callable[P, AuditEntry]:
+    """``make``'s arguments, and the entry it makes appended to the chain and committed
+    (with ``make``'s signature, so that every call is type-checked)."""
+
+    def append(*args: P.args, **kwargs: P.kwargs) -> AuditEntry:
+        entry = make(*args, **kwargs)
+        try:
+            return _insert(entry)
+        except DataError:
+            # A value the database refused for a reason storable.text did not foresee:
+            # the entry is still written, with every string escaped to ASCII.
+            _make_storable(entry, escape=True)
+            return _insert(entry)
+
+    return append
+
+
+append = _appending(new_entry)
+
+
+def append_many(entries: list[AuditEntry]) -> list[AuditEntry]:
+    """Append entries made by ``new_entry`` (self-contained ones: no ``attempt``) in one
+    transaction: the chain head is locked once and the rows are inserted in bulk."""
+    if not entries:
+        return entries
     try:
-        return _insert(entry)
+        return _insert_many(entries)
     except DataError:
-        # A value the database refused for a reason storable.text did not foresee: the
-        # entry is still written, with every string escaped to ASCII.
-        _make_storable(entry, escape=True)
-        return _insert(entry)
+        for entry in entries:
+            _make_storable(entry, escape=True)
+        return _insert_many(entries)
+
+
+def _insert_many(entries: list[AuditEntry]) -> list[AuditEntry]:
+    with transaction.atomic():
+        head = lock_head()
+        now = timezone.now()
+        seq, prev = head.seq, head.hash
+        for entry in entries:
+            seq += 1
+            entry.seq, entry.prev_hash, entry.created_at = seq, prev, now
+            entry.hash = prev = entry_hash(hash_values(entry, None))
+        AuditEntry.objects.bulk_create(entries, batch_size=500)
+        head.seq, head.hash = seq, prev
+        head.save(update_fields=["seq", "hash"])
+    return entries
 
 
 def _insert(entry: AuditEntry) -> AuditEntry:
     """Link the entry to the chain head, hash it and save it, in one transaction."""
     with transaction.atomic():
-        head = _lock_head()
+        head = lock_head()
         entry.seq, entry.prev_hash, entry.created_at = head.seq + 1, head.hash, timezone.now()
-        entry.hash = entry_hash(_hash_values(entry, entry.attempt.seq if entry.attempt else None))
+        entry.hash = entry_hash(hash_values(entry, entry.attempt.seq if entry.attempt else None))
         entry.save()
         head.seq, head.hash = entry.seq, entry.hash
         head.save(update_fields=["seq", "hash"])

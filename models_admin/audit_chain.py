@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 
-from models_admin.audit import ALL_HASHED_FIELDS, GENESIS, entry_hash
+from models_admin.audit_hash import ALL_HASHED_FIELDS, GENESIS, entry_hash
 from models_admin.models import AuditChainHead, AuditEntry
 
 

@@ -62,8 +62,17 @@ def search(filters: dict[str, Any]) -> QuerySet[AuditEntry]:
         entries = entries.filter(action=action)
     if target := filters.get("target"):
         entries = entries.filter(target_id=target)
+    if (source := filters.get("source")) == "outside":
+        entries = entries.filter(kind=AuditEntry.Kind.OUTSIDE)
+    elif source == "dashboard":
+        entries = entries.exclude(kind=AuditEntry.Kind.OUTSIDE)
     if q := filters.get("q"):
-        entries = entries.filter(Q(target_id__icontains=q) | Q(target_name__icontains=q))
+        # By id or by name: the attempt's, or the one its outcome carries (a rename's new
+        # name, or the name read fresh when the attempt knew none).
+        named = AuditEntry.objects.filter(attempt=OuterRef("pk"), target_name__icontains=q)
+        entries = entries.filter(
+            Q(target_id__icontains=q) | Q(target_name__icontains=q) | Exists(named)
+        )
     if since := filters.get("since"):
         entries = entries.filter(created_at__gte=datetime.combine(since, time.min, tzinfo=UTC))
     # The last day a date can name bounds nothing (and has no day after it).
@@ -106,11 +115,19 @@ def page(
 
 
 def deleted_models(*, before: int | None = None) -> Page:
-    """Models deleted through the dashboard, newest first, each once: the first delete
-    attempt of each model that succeeded (a later one can only have found it gone)."""
+    """Deleted models, newest first, each once: the first delete of each model that
+    succeeded, through the dashboard or seen by the inventory sync (a later one can only
+    have found it gone)."""
     succeeded = {"action": AuditEntry.Action.MODEL_DELETE, "outcome": AuditEntry.Outcome.SUCCEEDED}
     earlier = search(succeeded).filter(target_id=OuterRef("target_id"), seq__lt=OuterRef("seq"))
     return page(search(succeeded).exclude(Exists(earlier)), before=before)
+
+
+def model_history(model_id: str, *, limit: int) -> list[AuditEntry]:
+    """The newest ``limit`` entries on one model (dashboard and outside, each attempt
+    with its outcome), newest first: two queries, whatever the log's size."""
+    entries = search({"target": model_id}).order_by("-seq")[:limit]
+    return audit.attach_resolutions(list(entries))
 
 
 def last_known_card(entry: AuditEntry) -> dict[str, Any] | None:

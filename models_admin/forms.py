@@ -332,6 +332,11 @@ class AuditFilterForm(forms.Form):
         label="Outcome", required=False, choices=[("", "Any outcome"), *AuditEntry.Outcome.choices]
     )
     target = forms.CharField(label="Model id", required=False, max_length=300)
+    source = forms.ChoiceField(
+        label="Source",
+        required=False,
+        choices=[("", "Any source"), ("dashboard", "Dashboard"), ("outside", "Outside changes")],
+    )
     since = forms.DateField(
         label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )

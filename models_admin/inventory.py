@@ -5,6 +5,7 @@ is ever rendered."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import threading
@@ -12,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from typing import Literal
 
@@ -86,6 +88,10 @@ class Inventory:
     # id); cards with lesser problems are rows flagged with their own message.
     problems: tuple[str, ...] = ()
     version: str = ""
+    # Which stored key the list comes from (masked) and when it was read from Mistral:
+    # set by the session that made the list call (services/upstream.py).
+    key_masked: str = ""
+    read_at: datetime | None = None
 
     @classmethod
     def build(cls, cards: Sequence[ModelCard], *, version: str = "") -> Inventory:
@@ -344,7 +350,8 @@ class SharedInventories:
         timeout = settings.MODEL_LIST_CACHE_SECONDS
         # The inventory first, then the token that points to it: a reader never finds
         # a token without its inventory (unless the cache evicted it: a miss).
-        if safe_cache.set(f"{key}:{token}", body or inventory, timeout) and safe_cache.set(
+        stored = (body, inventory.key_masked, inventory.read_at) if body else inventory
+        if safe_cache.set(f"{key}:{token}", stored, timeout) and safe_cache.set(
             key, token, timeout
         ):
             self._stale.discard(key)
@@ -365,12 +372,17 @@ class SharedInventories:
 
 
 def _loaded(value: object, token: str) -> Inventory | None:
-    """The inventory a cache entry holds: a list call's body read again, or one pickled."""
-    if isinstance(value, bytes):
+    """The inventory a cache entry holds: a list call's body (with the key it was read
+    with, masked, and when) read again, or one pickled."""
+    if isinstance(value, tuple) and len(value) == 3 and isinstance(value[0], bytes):
+        body, key_masked, read_at = value
         try:
-            return Inventory.build(remote.read_model_list(value, log=False), version=token)
+            cards = remote.read_model_list(body, log=False)
         except remote.MalformedResponse:  # it was read once; a damaged entry is a miss
             return None
+        return dataclasses.replace(
+            Inventory.build(cards, version=token), key_masked=key_masked, read_at=read_at
+        )
     return value if isinstance(value, Inventory) and value.version == token else None
 
 

@@ -103,12 +103,16 @@ class AuditEntry(models.Model):
         ATTEMPT = "attempt", "Attempt"
         OUTCOME = "outcome", "Outcome"
         EVENT = "event", "Event"
+        # A change made outside the dashboard (Mistral's console, a script), seen by the
+        # inventory sync (sync.py): self-contained, like an event.
+        OUTSIDE = "outside", "Outside change"
 
     class Action(models.TextChoices):
         MODEL_DELETE = "model.delete", "Delete model"
         MODEL_UPDATE = "model.update", "Rename / describe model"
         MODEL_ARCHIVE = "model.archive", "Archive model"
         MODEL_UNARCHIVE = "model.unarchive", "Unarchive model"
+        MODEL_APPEAR = "model.appear", "Model appeared"
         API_KEY_ADD = "api_key.add", "Add API key"
         API_KEY_REPLACE = "api_key.replace", "Replace API key"
         API_KEY_REMOVE = "api_key.remove", "Remove API key"
@@ -179,7 +183,7 @@ class AuditEntry(models.Model):
     credential_masked = models.CharField(max_length=16, blank=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, editable=False)
-    # Which fields the hash covers (audit.HASHED_FIELDS_BY_VERSION); entries written
+    # Which fields the hash covers (audit_hash.HASHED_FIELDS_BY_VERSION); entries written
     # before version 2 keep verifying as they were written.
     hash_version = models.PositiveSmallIntegerField(default=1, editable=False)
     # The actor's id, hashed (version 2), kept when ``actor`` is cleared by a deletion:
@@ -326,3 +330,55 @@ class ScheduledRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.period_start:%Y-%m-%d %H:%M}"
+
+
+class SyncWorkspace(models.Model):
+    """A Mistral workspace as the inventory sync knows it (sync.py): every stored key
+    whose list shows the same fine-tuned models is a key of it, and its snapshot is
+    compared with each new list, whichever of its keys read it."""
+
+    created_at = models.DateTimeField(default=timezone.now)
+    # The last list compared: when it was asked for and read, the audit chain's head
+    # just before it was asked for (what the dashboard had recorded by then), and the
+    # key that read it.
+    list_started_at = models.DateTimeField(null=True, blank=True)
+    list_finished_at = models.DateTimeField(null=True, blank=True)
+    list_started_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    credential_masked = models.CharField(max_length=16, blank=True)
+    model_count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"workspace #{self.pk}"
+
+
+class SyncKey(models.Model):
+    """A distinct stored key (its HMAC, never the key) and the workspace it lists."""
+
+    digest = models.CharField(max_length=64, unique=True)
+    workspace = models.ForeignKey(SyncWorkspace, on_delete=models.CASCADE, related_name="keys")
+    credential_masked = models.CharField(max_length=16, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.credential_masked} ({self.workspace})"
+
+
+class ModelSnapshot(models.Model):
+    """One fine-tuned model as the last sync of its workspace saw it."""
+
+    workspace = models.ForeignKey(SyncWorkspace, on_delete=models.CASCADE, related_name="snapshots")
+    model_id = storable.StorableCharField(max_length=300)
+    name = storable.StorableTextField(null=True, blank=True)
+    description = storable.StorableTextField(null=True, blank=True)
+    archived = models.BooleanField(default=False)
+    card = models.JSONField(default=dict, help_text="audit.card_snapshot of the card seen.")
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "model_id"], name="snapshot_model_once")
+        ]
+        indexes = [models.Index(fields=["model_id"], name="snapshot_model_id")]
+
+    def __str__(self) -> str:
+        return str(self.model_id)

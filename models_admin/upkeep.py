@@ -6,8 +6,8 @@ worker and host, and the task is enqueued in the same transaction as its row. Ea
 task is idempotent: a period already run is not run again, and the work itself (an
 attempt already reconciled, a draft already gone) is safe to repeat.
 
-The audit checkpoint runs here too; the inventory sync registers here (``register``)
-when it exists.
+The audit checkpoint runs here too, and the inventory sync (sync.py) every
+MODEL_SYNC_MINUTES.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from models_admin import checkpoints, reconcile
+from models_admin import checkpoints, reconcile, sync
 from models_admin.models import BulkJob, ScheduledRun
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,26 @@ register(
         "Write a signed audit checkpoint to the log (and AUDIT_CHECKPOINT_DIR)",
         lambda: timedelta(minutes=settings.AUDIT_CHECKPOINT_EVERY_MINUTES),
         _checkpoint,
+    )
+)
+
+
+def _sync() -> str:
+    results = sync.sync_all()
+    failed = [r for r in results if r.status == "failed"]
+    summary = f"{len(results)} key(s) listed, {sum(r.recorded for r in results)} outside change(s) recorded."
+    if failed:
+        # The run is not ok: the Background work page shows which keys and why.
+        raise sync.SyncFailed(f"{summary} Failed: " + "; ".join(str(r) for r in failed))
+    return summary
+
+
+register(
+    Upkeep(
+        "sync_models",
+        "Sync the model inventory: record changes made outside the dashboard",
+        lambda: timedelta(minutes=settings.MODEL_SYNC_MINUTES),
+        _sync,
     )
 )
 

@@ -16,7 +16,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
-from models_admin import audit, audit_chain, audit_sql, reconcile, roles, signals
+from models_admin import audit, audit_chain, audit_hash, audit_sql, reconcile, roles, signals
 from models_admin.audit import Action, Actor, Kind, Outcome
 from models_admin.models import AppendOnlyError, AuditChainHead, AuditEntry
 from tests.conftest import ALICE_KEY, BOB_KEY, CAROL_KEY, make_user
@@ -444,7 +444,7 @@ class TestHashChain:
         first, second, third = append_event(alice, 3)
 
         assert [e.seq for e in (first, second, third)] == [1, 2, 3]
-        assert first.prev_hash == audit.GENESIS
+        assert first.prev_hash == audit_hash.GENESIS
         assert second.prev_hash == first.hash and third.prev_hash == second.hash
         assert AuditChainHead.objects.get().seq == 3
 

@@ -17,7 +17,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from models_admin import audit, audit_chain, audit_sql, checkpoints
+from models_admin import audit, audit_chain, audit_hash, audit_sql, checkpoints
 from models_admin.audit import Action, Actor
 from models_admin.models import AuditChainHead, AuditEntry
 from tests.conftest import make_user
@@ -194,10 +194,10 @@ class TestIdentifyingFieldsAreHashed:
             actor_username="alice",
             action=Action.MEMBER_ROLE,
             outcome="succeeded",
-            prev_hash=audit.GENESIS,
+            prev_hash=audit_hash.GENESIS,
             hash_version=1,
         )
-        entry.hash = audit.entry_hash(audit._hash_values(entry, None))
+        entry.hash = audit_hash.entry_hash(audit_hash.hash_values(entry, None))
         entry.save()
         AuditChainHead.objects.create(pk=1, seq=1, hash=entry.hash)
         append_events(alice, 1)

@@ -196,3 +196,25 @@ class TestTheLastResort:
 
         assert AuditEntry.objects.get().target_name == "evil\\u0000name"
         assert audit_chain.verify_chain().ok
+
+    def test_entries_appended_together_are_written_escaped_too(self, db, monkeypatch):
+        # The inventory sync appends its entries in bulk: one refused value escapes them
+        # all, and the chain still verifies.
+        monkeypatch.setattr(storable, "_REFUSED", re.compile("(?!)"))
+        entries = [
+            audit.new_entry(
+                kind=Kind.EVENT,
+                action=Action.MODEL_UPDATE,
+                outcome=Outcome.SUCCEEDED,
+                actor=None,
+                system="system:sync_models",
+                target_name=name,
+            )
+            for name in (NUL_NAME, "plain")
+        ]
+
+        audit.append_many(entries)
+
+        names = AuditEntry.objects.order_by("seq").values_list("target_name", flat=True)
+        assert list(names) == ["evil\\u0000name", "plain"]
+        assert audit_chain.verify_chain().ok

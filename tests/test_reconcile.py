@@ -26,6 +26,13 @@ from tests.test_audit import entries, verify
 ONE_MODEL = r"/v1/models/|/v1/fine_tuning/models/"
 
 
+@pytest.fixture(autouse=True)
+def no_retries(settings):
+    """A lost answer is lost on every try here: retrying would only wait out the same
+    fault (four timeouts per read-back instead of one)."""
+    settings.MISTRAL_API_MAX_RETRIES = 0
+
+
 def pinned(user) -> services.UpstreamSession:
     session = services.upstream_session(user)
     session.pin_inventory()  # the list call, before any fault

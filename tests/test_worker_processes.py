@@ -8,8 +8,9 @@ every wait is a bounded poll, never a sleep to win a race."""
 from __future__ import annotations
 
 import signal
+import subprocess
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -48,6 +49,22 @@ def alice(transactional_db, sandbox):
     return make_user("alice", roles.Role.TEAM_ADMIN, ALICE_KEY)
 
 
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """start_worker; after the test, a worker still running (the test failed before it
+    stopped it) is stopped and its output printed: pytest shows it with the failure."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+        started.append(start_worker(env, *args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            print(f"worker {process.pid}, still running after the test:\n{stop(process)}")
+
+
 def started_archive(alice, sandbox, count: int) -> tuple[BulkJob, list[str]]:
     models = sandbox.state.workspace(ALICE_KEY).models.values()
     picked = [c["id"] for c in models if c["type"] == "fine-tuned" and not c["archived"]]
@@ -81,11 +98,11 @@ def assert_each_changed_once(job: BulkJob, sandbox, picked: list[str]) -> None:
 
 
 class TestWorkerKilled:
-    def test_another_worker_finishes_the_job_and_nothing_is_sent_twice(self, alice, sandbox):
+    def test_another_worker_finishes_the_job_and_nothing_is_sent_twice(self, alice, sandbox, spawn):
         env = process_env(sandbox.url, **FAST)
         with holding(sandbox, "POST", passing=20) as hold:
             job, picked = started_archive(alice, sandbox, 50)
-            first = start_worker(env)
+            first = spawn(env)
             hold.until_waiting(8)  # 20 archived, 8 in flight: mid-job
             wait_until(
                 lambda: job.items.filter(status=BulkItem.Status.SUCCEEDED).count() == 20,
@@ -100,7 +117,7 @@ class TestWorkerKilled:
             ),
             what="the calls in flight to land",
         )
-        second = start_worker(env)
+        second = spawn(env)
         try:
             job = finished(job)
         finally:
@@ -114,9 +131,11 @@ class TestWorkerKilled:
 
 
 class TestGracefulStop:
-    def test_sigterm_finishes_the_items_in_hand_and_hands_the_rest_back(self, alice, sandbox):
+    def test_sigterm_finishes_the_items_in_hand_and_hands_the_rest_back(
+        self, alice, sandbox, spawn
+    ):
         env = process_env(sandbox.url, **FAST)
-        worker = start_worker(env)
+        worker = spawn(env)
         with holding(sandbox, "POST") as hold:
             job, picked = started_archive(alice, sandbox, 20)
             hold.until_waiting(8)
@@ -135,7 +154,7 @@ class TestGracefulStop:
         )
         assert [t.args_kwargs["args"] for t in queued] == [[str(job.pk)]]
 
-        second = start_worker(env)
+        second = spawn(env)
         try:
             job = finished(job)
         finally:
@@ -145,11 +164,11 @@ class TestGracefulStop:
 
 @pytest.mark.postgres
 class TestTwoWorkers:
-    def test_they_share_a_job_of_200_and_no_item_is_done_twice(self, alice, sandbox):
+    def test_they_share_a_job_of_200_and_no_item_is_done_twice(self, alice, sandbox, spawn):
         if connection.vendor != "postgresql":
             pytest.skip("needs PostgreSQL (run with DATABASE_URL=postgres://...)")
         env = process_env(sandbox.url, BULK_WORKER_THREADS="6", WORKER_TICK_SECONDS="0.3")
-        workers = [start_worker(env), start_worker(env)]
+        workers = [spawn(env), spawn(env)]
         try:
             with holding(sandbox, "POST") as hold:
                 job, picked = started_archive(alice, sandbox, 200)
@@ -166,9 +185,9 @@ class TestTwoWorkers:
 
 
 class TestScheduler:
-    def test_two_schedulers_at_once_run_each_task_once_per_period(self, transactional_db):
+    def test_two_schedulers_at_once_run_each_task_once_per_period(self, transactional_db, spawn):
         env = process_env("http://127.0.0.1:9")
-        both = [start_worker(env, "--batch"), start_worker(env, "--batch")]
+        both = [spawn(env, "--batch"), spawn(env, "--batch")]
         outputs = [p.communicate(timeout=90)[0] for p in both]
 
         runs = list(ScheduledRun.objects.all())
@@ -191,12 +210,12 @@ class TestScheduler:
 
 
 class TestWebRecycle:
-    def test_gunicorn_recycling_its_workers_changes_nothing(self, alice, sandbox):
+    def test_gunicorn_recycling_its_workers_changes_nothing(self, alice, sandbox, spawn):
         env = process_env(sandbox.url, GUNICORN_MAX_REQUESTS="25", GUNICORN_MAX_REQUESTS_JITTER="0")
         client = Client()
         client.force_login(alice)
         cookies = {"sessionid": client.cookies["sessionid"].value, "csrftoken": "x" * 32}
-        worker = start_worker(env)
+        worker = spawn(env)
         try:
             with servers.gunicorn(env, "--config", "gunicorn.conf.py", "--workers", "2") as (
                 base,

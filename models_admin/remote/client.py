@@ -15,7 +15,7 @@ from models_admin.remote.cards import (
     ModelList,
     UpdatedModel,
 )
-from models_admin.remote.errors import InvalidModelId, MalformedResponse, ModelNotFound
+from models_admin.remote.errors import InvalidModelId, MalformedResponse, ModelNotFound, malformed
 from models_admin.remote.transport import Transport
 from models_admin.remote.wire import read_model_list
 
@@ -64,6 +64,18 @@ class ModelsApi(Transport):
         params = {k: v for k, v in {"provider": provider, "model": model}.items() if v is not None}
         response = self._request("GET", "/v1/models", params=params, raw=True)
         return read_model_list(response.content, status=response.status_code)
+
+    def list_model_entries(self) -> list[Any]:
+        """``GET /v1/models`` as sent: the ``data`` entries, not made into cards. For the
+        inventory sync, which reads only the fields it compares and makes cards
+        (``ModelCard.from_json``) of the models that changed.
+
+        Raises ModelsApiError (MalformedResponse when the body is not {"data": [...]})."""
+        body = self._request("GET", "/v1/models")
+        data = body.get("data", []) if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise malformed("model list is not {'object': 'list', 'data': [...]}")
+        return data
 
     def retrieve_model(self, model_id: str) -> ModelCard:
         """``GET /v1/models/{id}``; a card that breaks the contract comes back flagged

@@ -257,13 +257,16 @@ class SandboxState:
             self.in_flight -= 1
 
     def workspace(self, api_key: str) -> Workspace:
-        """The workspace of ``api_key``, created and seeded on first use."""
+        """The workspace of ``api_key``, created and seeded on first use. What follows a
+        ``+`` names another key of the same workspace (``sandbox-acme+ci`` sees what
+        ``sandbox-acme`` sees), as several keys of one Mistral workspace do."""
+        owner = api_key.split("+", 1)[0]
         # Keyed by fingerprint so no key lingers in memory longer than its request.
-        digest = fingerprint(api_key)
+        digest = fingerprint(owner)
         with self._lock:
             workspace = self._workspaces.get(digest)
             if workspace is None:
-                workspace = Workspace(seed.inventory(api_key, self.models))
+                workspace = Workspace(seed.inventory(owner, self.models))
                 self._workspaces[digest] = workspace
             return workspace
 

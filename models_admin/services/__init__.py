@@ -32,6 +32,7 @@ from models_admin.services.audit import (
     audit_detail,
     audit_export,
     audit_list,
+    model_history,
 )
 from models_admin.services.credentials import credential_get, credential_remove, credential_save
 from models_admin.services.errors import (
@@ -77,6 +78,7 @@ __all__ = [
     "audit_detail",
     "audit_export",
     "audit_list",
+    "model_history",
     "authorize",
     "credential_get",
     "credential_remove",

@@ -13,6 +13,7 @@ from models_admin.models import AuditEntry
 from models_admin.services.errors import authorize
 
 VIEW = "models_admin.view_auditentry"
+HISTORY_SIZE = 20
 EXPORT = "models_admin.export_auditentry"
 
 
@@ -24,6 +25,15 @@ def audit_list(
     Raises PermissionDenied."""
     authorize(actor, VIEW)
     return audit_reports.page(audit_reports.search(filters), before=before, after=after)
+
+
+def model_history(*, actor: Actor, model_id: str) -> list[AuditEntry] | None:
+    """The model's latest entries, newest first (HISTORY_SIZE at most; the audit log
+    has the rest), or None when the actor may not read the audit log (the panel is
+    left out; nothing is refused)."""
+    if not actor.user.has_perm(VIEW):
+        return None
+    return audit_reports.model_history(model_id, limit=HISTORY_SIZE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ audit entries of its changes name."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 from datetime import timedelta
@@ -69,7 +70,11 @@ class UpstreamSession:
         if not refresh and (cached := self.cached_inventory()) is not None:
             return cached
         cards = self.api.list_models()
-        inventory = Inventory.build(cards)
+        inventory = dataclasses.replace(
+            Inventory.build(cards),
+            key_masked=self.credential.key_masked if self.credential else "",
+            read_at=timezone.now(),
+        )
         inventories.set(self._cache_key, inventory, cards.raw)
         return inventory
 

@@ -7,6 +7,7 @@ partial, and a plain form post gets a redirect."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 
@@ -92,7 +93,13 @@ def model_detail(request: AuthedRequest, model_id: str) -> HttpResponse:
 def _detail(
     request: AuthedRequest, model_id: str, card: remote.ModelCard, template: str
 ) -> TemplateResponse:
-    return TemplateResponse(request, template, {"card": card, "model_id": model_id})
+    context = {"card": card, "model_id": model_id, "history": _history(request, model_id)}
+    return TemplateResponse(request, template, context)
+
+
+def _history(request: AuthedRequest, model_id: str) -> Callable[[], object]:
+    """The model's history, read only if the template shows it (the full page does)."""
+    return functools.partial(services.model_history, actor=actor(request), model_id=model_id)
 
 
 def _card(request: AuthedRequest, model_id: str) -> remote.ModelCard | HttpResponse:
@@ -125,6 +132,7 @@ def _card_problem(
         "error": exc.message,
         "gone": gone,
         "key_link": key_at_fault(exc),
+        "history": _history(request, model_id),
     }
     status = 404 if gone else 200
     return TemplateResponse(request, "models_admin/model_detail.html", context, status=status)

@@ -248,7 +248,16 @@ class TestTeamAdmin:
         sign_in(page, live_server, alice, "/audit/")
         labels = page.locator("form.filters label").all_inner_texts()
 
-        assert labels == ["Search", "Actor", "Action", "Outcome", "Model id", "From", "To"]
+        assert labels == [
+            "Search",
+            "Actor",
+            "Action",
+            "Outcome",
+            "Model id",
+            "Source",
+            "From",
+            "To",
+        ]
 
     def test_older_and_newer_fetch_the_table_alone(self, page, live_server, alice):
         for n in range(55):

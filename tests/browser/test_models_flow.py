@@ -306,10 +306,8 @@ class TestFromTheList:
 
         expect(page.locator("#alerts")).to_contain_text("Archived sql-assistant-v7.")
         assert workspace(sandbox).get(target["id"])["archived"] is True
-        expect(dialog).to_be_hidden(timeout=1_000)
-        expect(model_row(page, target["id"]).locator(".badge.archived")).to_have_text(
-            "Archived", timeout=1_000
-        )
+        expect(dialog).to_be_hidden()
+        expect(model_row(page, target["id"]).locator(".badge.archived")).to_have_text("Archived")
 
 
 class TestKeyboard:

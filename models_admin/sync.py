@@ -1,0 +1,325 @@
+"""The inventory sync: changes made outside the dashboard, on the record.
+
+Mistral's own audit log has no model events, so a model renamed, archived or deleted in
+Mistral's console or by a script would leave no trace. The sync lists each distinct
+stored key's models (one list call per key), compares the fine-tuned ones with the last
+snapshot of that key's workspace (``ModelSnapshot``), and appends an ``outside`` entry to
+the audit log for each difference the dashboard's own entries do not explain: a model
+that appeared, disappeared, was renamed or re-described, archived or unarchived. Base
+models are Mistral's catalogue, not the team's: they are not compared.
+
+Which workspace: every key whose list shows fine-tuned models of a known workspace is
+a key of it (``SyncKey``), so two keys of one workspace compare with one snapshot and
+record each change once. A key that shows none keeps the workspace it had.
+
+The dashboard's own changes: an attempt is written to the log *before* its request
+goes to Mistral, so any change of the dashboard's that a list shows has its attempt in
+the log by the time the list has been read (its ``seq`` is at most the chain head read
+then). A difference is the dashboard's when an attempt on that model, recorded before
+the list was read and not settled before the previous list was asked for (its change
+could not show in that one), asked for exactly what the list shows: still pending,
+unknown, or succeeded (a failed or denied one changed nothing). The comparison and the
+entries it appends happen while holding the audit chain's head (one row lock), so a
+sync never races another sync or the dashboard's appends.
+
+What it cannot see: a change undone between two syncs (renamed and renamed back)
+leaves no difference. The first list of a workspace is its baseline: nothing is
+recorded for it. Every run is idempotent: a list older than the one the workspace was
+last compared with is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from models_admin import audit, crypto, remote, sync_entries
+from models_admin.logging import register_secret
+from models_admin.models import (
+    ApiCredential,
+    AuditChainHead,
+    AuditEntry,
+    ModelSnapshot,
+    SyncKey,
+    SyncWorkspace,
+)
+from models_admin.sync_entries import BATCH, Row, Seen, clean_text
+
+logger = logging.getLogger(__name__)
+
+# How many listed ids are looked up to find the workspace a key belongs to.
+SAMPLE = 200
+
+
+class SyncFailed(Exception):
+    """Some keys could not be listed (the others were synced)."""
+
+
+def key_digest(api_key: str) -> str:
+    """What the sync keeps of a key: an HMAC, never the key."""
+    return hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()
+
+
+def _fine_tuned(entries: list[Any]) -> tuple[dict[str, Seen], set[str]]:
+    """The fine-tuned models of a list by id, and the ids of those whose compared fields
+    break the contract (not compared: a missing ``archived`` is no unarchive, a missing
+    ``name`` no rename). Entries without a usable id can't be told apart: left out."""
+    seen: dict[str, Seen] = {}
+    unreadable: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("type") != "fine-tuned":
+            continue
+        raw_id = entry.get("id")
+        if not isinstance(raw_id, str) or not raw_id:
+            continue
+        model_id = clean_text(raw_id, 300) or ""
+        name = entry.get("name", False)
+        description = entry.get("description", False)
+        archived = entry.get("archived")
+        if (
+            not isinstance(archived, bool)
+            or not (name is None or isinstance(name, str))
+            or not (description is None or isinstance(description, str))
+        ):
+            unreadable.add(model_id)
+            continue
+        seen[model_id] = Seen(entry, model_id, clean_text(name), clean_text(description), archived)
+    return seen, unreadable
+
+
+@dataclass(slots=True)
+class KeyResult:
+    """What one key's sync did, for the command's output and the upkeep summary."""
+
+    credential: str  # the masked key
+    status: str  # "baseline", "synced", "stale" or "failed"
+    workspace: int | None = None
+    models: int = 0
+    recorded: int = 0
+    explained: int = 0  # differences that were the dashboard's own changes
+    message: str = ""
+
+    def __str__(self) -> str:
+        if self.status == "failed":
+            return f"key {self.credential}: failed: {self.message}"
+        where = f"workspace #{self.workspace}, {self.models} fine-tuned model(s)"
+        if self.status == "baseline":
+            return f"key {self.credential}: {where}: first list, kept as the baseline."
+        if self.status == "stale":
+            return f"key {self.credential}: {where}: a newer list was compared already."
+        return (
+            f"key {self.credential}: {where}: {self.recorded} outside change(s) recorded, "
+            f"{self.explained} difference(s) made through the dashboard."
+        )
+
+
+# --------------------------------------------------------------------------- running
+
+
+def stored_keys(*, username: str | None = None) -> Iterator[tuple[ApiCredential, str]]:
+    """One credential per distinct stored key (the most recently verified), with the
+    key; keys that can't be decrypted are skipped (the user must enter them again)."""
+    credentials = ApiCredential.objects.filter(user__is_active=True).order_by(
+        "-verified_at", "-updated_at"
+    )
+    if username is not None:
+        credentials = credentials.filter(user__username=username)
+    digests: set[str] = set()
+    for credential in credentials:
+        try:
+            api_key = credential.get_key()
+        except crypto.UndecryptableError:
+            logger.warning("Inventory sync: stored key #%s can't be decrypted", credential.pk)
+            continue
+        register_secret(api_key)
+        digest = key_digest(api_key)
+        if digest not in digests:
+            digests.add(digest)
+            yield credential, api_key
+
+
+def sync_all(*, username: str | None = None) -> list[KeyResult]:
+    """Sync every distinct stored key (or ``username``'s), one list call each."""
+    return [sync_key(credential, api_key) for credential, api_key in stored_keys(username=username)]
+
+
+@sensitive_variables("api_key")
+def sync_key(credential: ApiCredential, api_key: str) -> KeyResult:
+    """List the key's models and compare them with its workspace's snapshot."""
+    result = KeyResult(credential=credential.key_masked, status="synced")
+    started_at, started_seq = timezone.now(), _head_seq()
+    try:
+        entries = remote.ModelsApi(api_key=api_key).list_model_entries()
+    except remote.ModelsApiError as exc:
+        result.status, result.message = "failed", exc.message
+        return result
+    finished_at, finished_seq = timezone.now(), _head_seq()
+    seen, unreadable = _fine_tuned(entries)
+    result.models = len(seen)
+    if not entries:
+        # Mistral always lists its base models: an empty list is not an answer to trust.
+        result.status, result.message = "failed", "Mistral sent an empty list."
+        return result
+    listing = _Listing(
+        credential, key_digest(api_key), seen, unreadable, started_at, started_seq, finished_at
+    )
+    with transaction.atomic():
+        audit.lock_head()  # one comparison at a time, and no append in between
+        _compare(listing, finished_seq, result)
+    return result
+
+
+def _head_seq() -> int:
+    return AuditChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+
+
+@dataclass(slots=True)
+class _Listing:
+    credential: ApiCredential
+    digest: str
+    seen: dict[str, Seen]
+    unreadable: set[str]
+    started_at: datetime
+    started_seq: int
+    finished_at: datetime
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def _workspace(listing: _Listing) -> SyncWorkspace:
+    """The workspace the listed models belong to (the one most of a sample of them is
+    in), else the key's, else a new one; the key is filed under it."""
+    known = SyncKey.objects.filter(digest=listing.digest).first()
+    sample = [*listing.seen, *listing.unreadable][:SAMPLE]
+    counts = Counter(
+        ModelSnapshot.objects.filter(model_id__in=sample).values_list("workspace_id", flat=True)
+    )
+    workspace_id = (
+        counts.most_common(1)[0][0] if counts else (known.workspace_id if known else None)
+    )
+    workspace = (
+        SyncWorkspace.objects.get(pk=workspace_id)
+        if workspace_id is not None
+        else SyncWorkspace.objects.create()
+    )
+    if known is None:
+        known = SyncKey(digest=listing.digest, workspace=workspace)
+    known.workspace = workspace
+    known.credential_masked = listing.credential.key_masked
+    known.synced_at = listing.finished_at
+    known.save()
+    return workspace
+
+
+def _compare(listing: _Listing, finished_seq: int, result: KeyResult) -> None:
+    """Compare the list with the workspace's snapshot, record what the dashboard does
+    not explain, and keep the list as the new snapshot."""
+    workspace = _workspace(listing)
+    result.workspace = workspace.pk
+    previous_at = workspace.list_started_at
+    if previous_at is not None and previous_at >= listing.started_at:
+        result.status = "stale"
+        return
+    known: dict[str, Row] = {
+        row[1]: row
+        for row in ModelSnapshot.objects.filter(workspace=workspace).values_list(
+            "pk", "model_id", "name", "description", "archived"
+        )
+    }
+    new = [seen for model_id, seen in listing.seen.items() if model_id not in known]
+    changed = [
+        (row, seen)
+        for model_id, seen in listing.seen.items()
+        if (row := known.get(model_id)) is not None
+        and row[2:] != (seen.name, seen.description, seen.archived)
+    ]
+    gone = [
+        row
+        for model_id, row in known.items()
+        if model_id not in listing.seen and model_id not in listing.unreadable
+    ]
+    entries: list[AuditEntry] = []
+    if previous_at is None:
+        result.status = "baseline"
+    else:
+        cards = _cards([row[0] for row, _ in changed] + [row[0] for row in gone])
+        dashboard = sync_entries.dashboard_changes(
+            started_seq=workspace.list_started_seq or 0,
+            started_at=previous_at,
+            finished_seq=finished_seq,
+        )
+        recorder = sync_entries.Recorder(
+            listing.credential,
+            previous_at=previous_at,
+            seen_at=listing.finished_at,
+            dashboard=dashboard,
+        )
+        entries = [recorder.appeared(seen) for seen in new]
+        for row, seen in changed:
+            entries.extend(recorder.changed(row, seen, cards.get(row[0])))
+        for row in gone:
+            if (entry := recorder.vanished(row, cards.get(row[0]))) is not None:
+                entries.append(entry)
+        result.explained = recorder.explained
+    _save_snapshot(workspace, new, changed, gone)
+    audit.append_many(entries)
+    result.recorded = len(entries)
+    workspace.list_started_at, workspace.list_finished_at = listing.started_at, listing.finished_at
+    workspace.list_started_seq = listing.started_seq
+    workspace.credential_masked = listing.credential.key_masked
+    workspace.model_count = len(listing.seen) + len(listing.unreadable)
+    workspace.save()
+
+
+def _save_snapshot(
+    workspace: SyncWorkspace, new: list[Seen], changed: list[tuple[Row, Seen]], gone: list[Row]
+) -> None:
+    """Bulk writes: the appeared models, the changed ones and the vanished ones."""
+    now = timezone.now()
+    ModelSnapshot.objects.bulk_create(
+        [_snapshot(workspace, seen, now) for seen in new], batch_size=BATCH
+    )
+    ModelSnapshot.objects.bulk_update(
+        [_snapshot(workspace, seen, now, pk=row[0]) for row, seen in changed],
+        ["name", "description", "archived", "card", "seen_at"],
+        batch_size=BATCH,
+    )
+    pks = [row[0] for row in gone]
+    for start in range(0, len(pks), BATCH):
+        ModelSnapshot.objects.filter(pk__in=pks[start : start + BATCH]).delete()
+
+
+def _snapshot(
+    workspace: SyncWorkspace, seen: Seen, now: datetime, *, pk: int | None = None
+) -> ModelSnapshot:
+    return ModelSnapshot(
+        pk=pk,
+        workspace=workspace,
+        model_id=seen.model_id,
+        name=seen.name,
+        description=seen.description,
+        archived=seen.archived,
+        card=seen.snapshot(),
+        seen_at=now,
+    )
+
+
+def _cards(pks: list[int]) -> dict[int, dict[str, Any]]:
+    """The stored cards of these snapshots (the changed and vanished ones only)."""
+    cards: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(pks), BATCH):
+        chunk = ModelSnapshot.objects.filter(pk__in=pks[start : start + BATCH])
+        cards.update(chunk.values_list("pk", "card"))
+    return cards

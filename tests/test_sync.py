@@ -1,0 +1,362 @@
+"""The inventory sync records changes made outside the dashboard, each once (issue 14).
+
+Outside changes are made directly through the sandbox's HTTP API, with the same key,
+as a script or Mistral's console would; the dashboard's own changes go through the
+services, as a user's click does."""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, connections
+
+from models_admin import audit, audit_chain, remote, services, sync, upkeep
+from models_admin.audit import Action, Actor, Kind, Outcome
+from models_admin.models import ApiCredential, AuditEntry, ModelSnapshot, SyncKey
+from tests.conftest import ALICE_KEY, BOB_KEY, make_user
+from tests.helpers import fine_tuned, fine_tuned_cards
+from tests.workers import wait_until
+
+
+def run_sync(*args: str) -> str:
+    out = io.StringIO()
+    call_command("sync_models", *args, stdout=out)
+    return out.getvalue()
+
+
+def outside() -> list[AuditEntry]:
+    return list(AuditEntry.objects.filter(kind=Kind.OUTSIDE).order_by("seq"))
+
+
+def upstream(sandbox, method: str, path: str, *, key: str = ALICE_KEY, **kwargs: Any) -> Any:
+    """A change made outside the dashboard: straight to the sandbox's API."""
+    response = remote.http_pool().request(
+        method, f"{sandbox.url}{path}", headers={"Authorization": f"Bearer {key}"}, **kwargs
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def rename(sandbox, model_id: str, name: str, key: str = ALICE_KEY) -> None:
+    upstream(sandbox, "PATCH", f"/v1/fine_tuning/models/{model_id}", key=key, json={"name": name})
+
+
+def assert_chain_ok() -> None:
+    report = audit_chain.verify_chain()
+    assert report.ok, report.problem
+
+
+@pytest.fixture
+def synced(alice, sandbox):
+    """Alice's workspace with its baseline taken."""
+    output = run_sync()
+    assert "first list, kept as the baseline" in output
+    assert outside() == []
+    return alice
+
+
+class TestOutsideChanges:
+    @pytest.mark.parametrize(
+        ("change", "action", "field", "archived"),
+        [
+            ("rename", Action.MODEL_UPDATE, "name", False),
+            ("describe", Action.MODEL_UPDATE, "description", False),
+            ("archive", Action.MODEL_ARCHIVE, "archived", False),
+            ("unarchive", Action.MODEL_UNARCHIVE, "archived", True),
+            ("delete", Action.MODEL_DELETE, None, False),
+        ],
+    )
+    def test_one_entry_per_change_then_none(self, synced, sandbox, change, action, field, archived):
+        card = fine_tuned(sandbox, archived=archived)
+        model_id = card["id"]
+        path = f"/v1/fine_tuning/models/{model_id}"
+        if change == "rename":
+            upstream(sandbox, "PATCH", path, json={"name": "renamed-outside"})
+        elif change == "describe":
+            upstream(sandbox, "PATCH", path, json={"description": "described outside"})
+        elif change == "archive":
+            upstream(sandbox, "POST", f"{path}/archive")
+        elif change == "unarchive":
+            upstream(sandbox, "DELETE", f"{path}/archive")
+        else:
+            upstream(sandbox, "DELETE", f"/v1/models/{model_id}")
+
+        assert "1 outside change(s) recorded" in run_sync()
+        (entry,) = outside()
+        assert (entry.action, entry.outcome, entry.target_id) == (
+            action,
+            Outcome.SUCCEEDED,
+            model_id,
+        )
+        assert entry.actor_username == "outside the dashboard" and entry.actor is None
+        credential = ApiCredential.objects.get(user=synced)
+        assert entry.credential_masked == credential.key_masked != ""
+        assert entry.details["seen_with"] == credential.key_masked
+        start, end = entry.details["window"]
+        assert start < end == entry.details["seen_at"]
+        assert "outside the dashboard" in entry.message and credential.key_masked in entry.message
+        assert entry.before["id"] == model_id  # the card as last seen
+        if field == "name":
+            assert entry.changes == {"name": [card["name"], "renamed-outside"]}
+            assert entry.target_name == "renamed-outside"
+        elif field == "description":
+            assert entry.changes == {"description": [card["description"], "described outside"]}
+        elif field == "archived":
+            assert entry.changes == {"archived": [archived, not archived]}
+        else:
+            assert entry.target_name == (card["name"] or model_id)
+        assert_chain_ok()
+
+        assert "0 outside change(s) recorded" in run_sync()
+        assert len(outside()) == 1
+
+    def test_a_model_added_outside(self, synced, sandbox):
+        added = upstream(sandbox, "POST", "/_sandbox/models", json={"name": "brand-new"})
+        run_sync()
+        (entry,) = outside()
+        assert (entry.action, entry.target_id, entry.target_name) == (
+            Action.MODEL_APPEAR,
+            added["id"],
+            "brand-new",
+        )
+        assert entry.changes["name"] == [None, "brand-new"]
+        assert entry.details["card"]["id"] == added["id"]
+        run_sync()
+        assert len(outside()) == 1
+
+    def test_every_kind_at_once_and_the_chain_holds(self, synced, sandbox):
+        live = fine_tuned_cards(sandbox)
+        archived = fine_tuned(sandbox, archived=True)
+        rename(sandbox, live[0]["id"], "one")
+        upstream(
+            sandbox, "PATCH", f"/v1/fine_tuning/models/{live[1]['id']}", json={"description": "two"}
+        )
+        upstream(sandbox, "POST", f"/v1/fine_tuning/models/{live[2]['id']}/archive")
+        upstream(sandbox, "DELETE", f"/v1/fine_tuning/models/{archived['id']}/archive")
+        upstream(sandbox, "DELETE", f"/v1/models/{live[3]['id']}")
+        upstream(sandbox, "POST", "/_sandbox/models", json={"name": "six"})
+
+        run_sync()
+        assert sorted(e.action for e in outside()) == sorted(
+            [
+                Action.MODEL_UPDATE,
+                Action.MODEL_UPDATE,
+                Action.MODEL_ARCHIVE,
+                Action.MODEL_UNARCHIVE,
+                Action.MODEL_DELETE,
+                Action.MODEL_APPEAR,
+            ]
+        )
+        run_sync()
+        assert len(outside()) == 6
+        assert_chain_ok()
+
+    def test_a_change_undone_between_two_syncs_is_invisible(self, synced, sandbox):
+        card = fine_tuned(sandbox)
+        rename(sandbox, card["id"], "for a moment")
+        rename(sandbox, card["id"], card["name"])
+        run_sync()
+        assert outside() == []
+
+    def test_a_card_that_breaks_the_contract_is_not_compared(self, synced, sandbox):
+        card = fine_tuned(sandbox)
+        sandbox.state.faults.set(drop_fields=["archived"], match="GET /v1/models")
+        upstream(sandbox, "POST", f"/v1/fine_tuning/models/{card['id']}/archive")
+        run_sync()  # every card lacks "archived": none is compared, none vanishes
+        assert outside() == []
+        sandbox.state.faults.clear()
+        run_sync()
+        assert [e.action for e in outside()] == [Action.MODEL_ARCHIVE]
+
+
+class TestDashboardChanges:
+    def test_the_dashboard_s_own_changes_are_not_recorded_twice(self, synced, sandbox):
+        actor = Actor(user=synced)
+        live = fine_tuned_cards(sandbox)
+        archived = fine_tuned(sandbox, archived=True)
+        services.model_update(
+            actor=actor,
+            model_id=live[0]["id"],
+            name="via dashboard",
+            description=live[0]["description"],
+            expected_name=live[0]["name"],
+            expected_description=live[0]["description"],
+        )
+        services.model_archive(actor=actor, model_id=live[1]["id"])
+        services.model_delete(actor=actor, model_id=live[2]["id"], reason="cleanup")
+        services.model_unarchive(actor=actor, model_id=archived["id"])
+
+        output = run_sync()
+        assert "0 outside change(s) recorded, 4 difference(s) made through the dashboard" in output
+        assert outside() == []
+
+    def test_an_outside_change_on_top_of_a_dashboard_one_is_recorded(self, synced, sandbox):
+        card = fine_tuned(sandbox)
+        services.model_archive(actor=Actor(user=synced), model_id=card["id"])
+        rename(sandbox, card["id"], "outside too")
+        run_sync()
+        (entry,) = outside()
+        assert (entry.action, entry.changes) == (
+            Action.MODEL_UPDATE,
+            {"name": [card["name"], "outside too"]},
+        )
+
+    def test_a_failed_dashboard_delete_does_not_hide_an_outside_one(self, synced, sandbox):
+        card = fine_tuned(sandbox)
+        upstream(sandbox, "DELETE", f"/v1/models/{card['id']}")
+        with pytest.raises(remote.ModelNotFound):
+            services.model_delete(actor=Actor(user=synced), model_id=card["id"], reason="x")
+        run_sync()
+        assert [e.action for e in outside()] == [Action.MODEL_DELETE]
+
+    def test_a_change_in_flight_while_the_sync_lists(self, synced, sandbox):
+        """The attempt is written, the change has reached Mistral, its answer has not
+        come back: what a sync running at that moment finds."""
+        card = fine_tuned(sandbox)
+        actor = Actor(user=synced)
+        with audit.attempt(
+            actor=actor,
+            action=Action.MODEL_UPDATE,
+            target_id=card["id"],
+            changes={"name": [card["name"], "in flight"]},
+        ) as attempt:
+            attempt.mark_sent()
+            rename(sandbox, card["id"], "in flight")
+            run_sync()  # sees the new name; the attempt has no outcome yet
+        run_sync()
+        assert outside() == []
+
+    def test_a_change_sent_just_after_the_list_was_read(self, synced, sandbox):
+        """The list misses the change; the next sync sees it, and the attempt settled
+        after the previous list was asked for still explains it."""
+        card = fine_tuned(sandbox)
+        run_sync()
+        services.model_archive(actor=Actor(user=synced), model_id=card["id"])
+        run_sync()
+        assert outside() == []
+
+
+@pytest.mark.postgres
+class TestRacingThreads:
+    @pytest.fixture(autouse=True)
+    def _postgresql_only(self):
+        if connection.vendor != "postgresql":
+            pytest.skip("needs PostgreSQL (threads share no SQLite test database)")
+
+    def test_a_dashboard_rename_racing_with_the_sync(self, transactional_db, sandbox):
+        alice = make_user("alice", None, ALICE_KEY)
+        from models_admin import roles
+
+        roles.set_role(alice, roles.Role.TEAM_ADMIN)
+        run_sync()
+        card = fine_tuned(sandbox)
+        sandbox.state.faults.set(hang_s=2, hang_times=1, hang_after=True, match="PATCH")
+
+        def change() -> None:
+            try:
+                services.model_update(
+                    actor=Actor(user=alice),
+                    model_id=card["id"],
+                    name="racing",
+                    description=card["description"],
+                    expected_name=card["name"],
+                    expected_description=card["description"],
+                )
+            finally:
+                connections.close_all()
+
+        worker = threading.Thread(target=change)
+        worker.start()
+        workspace = sandbox.state.workspace(ALICE_KEY)
+        wait_until(lambda: workspace.get(card["id"])["name"] == "racing", what="the rename")
+        run_sync()  # the answer is still on its way
+        worker.join()
+        run_sync()
+        assert outside() == []
+        assert AuditEntry.objects.filter(kind=Kind.OUTCOME, outcome=Outcome.SUCCEEDED).count() == 1
+
+
+class TestWorkspaces:
+    def test_two_keys_of_one_workspace_record_a_change_once(self, synced, sandbox):
+        make_user("dave", None, ALICE_KEY + "+second")
+        make_user("erin", None, ALICE_KEY)  # the very same key: listed once
+        output = run_sync()
+        assert output.count("key ") == 2
+        assert SyncKey.objects.values("workspace").distinct().count() == 1
+        card = fine_tuned(sandbox)
+        rename(sandbox, card["id"], "once")
+        run_sync()
+        run_sync()
+        assert len(outside()) == 1
+
+    def test_another_workspace_is_compared_with_its_own_snapshot(self, synced, bob, sandbox):
+        run_sync()  # bob's baseline
+        assert SyncKey.objects.values("workspace").distinct().count() == 2
+        rename(sandbox, fine_tuned(sandbox, BOB_KEY)["id"], "bob's", key=BOB_KEY)
+        run_sync()
+        (entry,) = outside()
+        assert entry.target_name == "bob's"
+
+    def test_only_one_user_s_key(self, synced, bob, sandbox):
+        output = run_sync("--user", "bob")
+        assert output.count("key ") == 1 and "baseline" in output
+        with pytest.raises(CommandError):
+            run_sync("--user", "nobody")
+
+    def test_a_key_mistral_refuses_fails_alone(self, synced, sandbox):
+        make_user("mallory", None, "not-a-sandbox-key")
+        with pytest.raises(CommandError, match="1 key"):
+            run_sync()
+        rename(sandbox, fine_tuned(sandbox)["id"], "still synced")
+        with pytest.raises(CommandError):
+            run_sync()
+        assert len(outside()) == 1
+
+    def test_a_key_that_cannot_be_decrypted_is_skipped(self, synced, sandbox):
+        user = make_user("olga", None)
+        ApiCredential.objects.create(user=user, key_encrypted="garbage", key_masked="…")
+        assert "1 key(s)" in run_sync()
+
+
+class TestSchedule:
+    def test_the_sync_is_scheduled(self, synced, sandbox, settings):
+        settings.MODEL_SYNC_MINUTES = 7
+        item = upkeep.SCHEDULE["sync_models"]
+        assert item.every().total_seconds() == 7 * 60
+        rename(sandbox, fine_tuned(sandbox)["id"], "scheduled")
+        assert "1 outside change(s) recorded" in item.run()
+
+    def test_a_failed_key_fails_the_run(self, synced, sandbox):
+        make_user("mallory", None, "not-a-sandbox-key")
+        with pytest.raises(sync.SyncFailed):
+            upkeep.SCHEDULE["sync_models"].run()
+
+    def test_a_stale_list_is_dropped(self, synced, sandbox):
+        credential, api_key = next(sync.stored_keys())
+        workspace = SyncKey.objects.get().workspace
+        workspace.list_started_at = workspace.list_started_at.replace(year=2999)
+        workspace.save()
+        rename(sandbox, fine_tuned(sandbox)["id"], "stale")
+        assert sync.sync_key(credential, api_key).status == "stale"
+        assert outside() == []
+        assert ModelSnapshot.objects.filter(name="stale").count() == 0
+
+
+class TestHostileCards:
+    def test_hostile_strings_are_stored_safely_and_compared_as_stored(self, synced, sandbox):
+        hostile = "nul\x00 and ünïcode"
+        added = upstream(sandbox, "POST", "/_sandbox/models", json={"name": "hostile"})
+        workspace = sandbox.state.workspace(ALICE_KEY)
+        workspace.put({**added, "name": hostile})
+        no_id = {k: v for k, v in added.items() if k != "id"}
+        workspace.put_without_id({**no_id, "name": "no id"})  # can't be told apart: left out
+        run_sync()
+        (entry,) = outside()
+        assert entry.target_name == "nul\ufffd and ünïcode"
+        run_sync()  # the stored name equals the listed one once cleaned: no rename
+        assert len(outside()) == 1
+        assert_chain_ok()
