@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import pickle
+from datetime import UTC, datetime
 
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
+from models_admin import remote
 from models_admin.inventory import Inventory, ModelQuery, SharedInventories, matching
 from models_admin.remote import ModelCard
 from models_admin.sandbox import seed
@@ -77,7 +81,46 @@ class TestSharedInventories:
         assert shared.get("inv:a") == inventory  # still in the shared cache
 
 
+class TestSharedBodies:
+    """With the list call's body, the cache keeps the body (not pickled cards) and
+    another process reads it again."""
+
+    def made(self) -> tuple[Inventory, bytes]:
+        raw = json.dumps({"data": seed.inventory("sandbox-test", 40).cards}).encode()
+        cards = remote.read_model_list(raw)
+        read_at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+        inventory = dataclasses.replace(
+            Inventory.build(cards), key_masked="sk-…abcd", read_at=read_at
+        )
+        return inventory, cards.raw
+
+    def test_another_process_reads_the_body_again_with_its_source(self):
+        inventory, raw = self.made()
+        SharedInventories().set("inv:alice", inventory, raw)
+
+        loaded = SharedInventories().get("inv:alice")
+
+        assert loaded is not None and loaded is not inventory
+        assert loaded == inventory
+        assert (loaded.key_masked, loaded.read_at) == ("sk-…abcd", inventory.read_at)
+        assert isinstance(cache.get(f"inv:alice:{inventory.version}")[0], bytes)
+
+    def test_a_damaged_body_is_a_miss(self):
+        inventory, _ = self.made()
+        SharedInventories().set("inv:alice", inventory, b"<html>not a list</html>")
+
+        assert SharedInventories().get("inv:alice") is None
+
+
 class TestInventory:
+    def test_rows_compare_by_card_and_aliases_and_say_which_they_are(self, inventory):
+        row = inventory.rows[0]
+
+        assert row == Inventory.build([row.card]).rows[0]
+        assert row != row.card
+        assert repr(row).startswith(f"ModelRow({row.id!r}")
+        assert inventory.find(row.id) is row and inventory.find("no-such-model") is None
+
     def test_it_pickles_round_trip(self, inventory):
         again = pickle.loads(pickle.dumps(inventory, pickle.HIGHEST_PROTOCOL))  # noqa: S301
 
