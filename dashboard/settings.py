@@ -176,7 +176,7 @@ REDIS_TIMEOUT_SECONDS = env_float("REDIS_TIMEOUT_SECONDS", 0.25)
 CACHES: dict[str, dict[str, Any]] = {
     "default": (
         {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "models_admin.redis_cache.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {
                 "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
@@ -194,6 +194,10 @@ CACHE_PAUSE_SECONDS = env_float("CACHE_PAUSE_SECONDS", 5.0)
 # that other workers could not drop at sign-out, so without Redis: the database.
 SESSION_ENGINE = "models_admin.sessions" if REDIS_URL else "django.contrib.sessions.backends.db"
 SESSION_CACHE_SECONDS = env_int("SESSION_CACHE_SECONDS", 300)
+# A user's permissions and their key's inventory key are cached this long, checked on
+# every request against the access generation read with the user (models_admin/access.py);
+# 0 turns the cache off.
+ACCESS_CACHE_SECONDS = env_int("ACCESS_CACHE_SECONDS", 300)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -204,7 +208,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     # Refuses sign-ins while a username/address is locked out, then the usual backend.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend whose permissions are cached (models_admin/access.py).
+    "models_admin.access.Backend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "models_admin:model_list"

@@ -13,12 +13,13 @@ class ModelsAdminConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from models_admin import checks, crypto, signals
+        from models_admin import access, checks, crypto, signals
 
         # Unusable FIELD_ENCRYPTION_KEYS stop start-up, not the first save of a key.
         crypto.check_keys()
         post_migrate.connect(_sync_roles, sender=self, dispatch_uid="models_admin.sync_roles")
         signals.connect()
+        access.connect()
         checks.register_checks()
 
 

@@ -75,6 +75,19 @@ class Access(models.Model):
         return "permissions"
 
 
+class AccessGeneration(models.Model):
+    """One row whose number grows with every change to who may do what: users, groups,
+    permissions, their links, and stored API keys (models_admin/access.py). It is read
+    with the user on every request, so what a warm page keeps in the cache about the
+    user (permissions, which inventory their key reads) is checked against it, without
+    a query of its own and without trusting the cache to have been told."""
+
+    value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"access generation {self.value}"
+
+
 class AuditQuerySet(models.QuerySet["AuditEntry"]):
     """Append-only: bulk updates and deletes are refused (the database refuses them too)."""
 

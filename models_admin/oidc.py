@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, cast
 import jwt
 import requests
 from django.conf import settings
-from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -45,7 +44,7 @@ from django.views.generic import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from models_admin import audit, roles, signals
+from models_admin import access, audit, roles, signals
 
 if TYPE_CHECKING:
     from models_admin.http import AuthedRequest
@@ -199,7 +198,7 @@ def member_from_provider(*, claims: dict[str, Any], request: HttpRequest) -> Use
 # --------------------------------------------------------------------------- backends
 
 
-class ProviderBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
+class ProviderBackend(access.CachedAccess, OIDCAuthenticationBackend):  # type: ignore[misc]
     """mozilla-django-oidc's backend with discovered endpoints, the ID token's audience
     and issuer checked, and our rules for who comes in (``member_from_provider``)."""
 
@@ -277,11 +276,11 @@ class ProviderBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
     def get_user(self, user_id: int) -> User | None:
         # The library's get_user skips this check: without it a deactivated user's
         # session would go on.
-        user = cast("User | None", super().get_user(user_id))
+        user = super().get_user(user_id)
         return user if user is not None and user.is_active else None
 
 
-class LocalPasswordBackend(ModelBackend):
+class LocalPasswordBackend(access.CachedAccess):
     """Django's password sign-in; with OIDC on, only for the break-glass accounts."""
 
     def user_can_authenticate(self, user: User | AnonymousUser | None) -> bool:

@@ -31,7 +31,7 @@ def redis(settings) -> Iterator[servers.RedisServer]:
     with servers.redis_server() as server:
         settings.CACHES = {
             "default": {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "BACKEND": "models_admin.redis_cache.RedisCache",
                 "LOCATION": server.url,
                 "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
             }

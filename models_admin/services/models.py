@@ -18,7 +18,7 @@ from models_admin.inventory import Inventory
 from models_admin.models import ApiCredential
 from models_admin.services.credentials import credential_get
 from models_admin.services.errors import EditConflict, NotFineTuned, ServiceError, authorize
-from models_admin.services.upstream import UpstreamSession, upstream_session
+from models_admin.services.upstream import UpstreamSession, cached_inventory_of, upstream_session
 
 T = TypeVar("T")
 
@@ -39,6 +39,8 @@ def models_inventory(*, actor: Actor, refresh: bool = False) -> Inventory:
 
     Raises MissingApiKey, UndecryptableApiKey, PermissionDenied or remote.ModelsApiError."""
     authorize(actor, BROWSE)
+    if not refresh and (cached := cached_inventory_of(actor.user)) is not None:
+        return cached  # a warm page: the key is not read (nor its last use recorded)
     return upstream_session(actor.user).inventory(refresh=refresh)
 
 

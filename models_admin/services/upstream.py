@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from models_admin import crypto, remote
+from models_admin import access, crypto, remote
 from models_admin.inventory import Inventory
 from models_admin.inventory import shared as inventories
 from models_admin.logging import register_secret
@@ -123,6 +123,14 @@ class UpstreamSession:
         inventories.forget(self._cache_key)
 
 
+def cached_inventory_of(user: User) -> Inventory | None:
+    """The user's key's inventory from the cache, without reading or decrypting the key:
+    which inventory it reads is remembered with the access generation (access.py), so a
+    key replaced or removed since is never taken for the current one."""
+    cache_key = access.recall(user, "inventory_key")
+    return inventories.get(cache_key) if isinstance(cache_key, str) else None
+
+
 @sensitive_variables("api_key")
 def upstream_session(user: User, *, gate: remote.RateGate | None = None) -> UpstreamSession:
     """Mistral as the user, with their own stored key; ``gate`` is shared by the calls of
@@ -137,4 +145,6 @@ def upstream_session(user: User, *, gate: remote.RateGate | None = None) -> Upst
     now = timezone.now()
     if credential.last_used_at is None or now - credential.last_used_at > LAST_USED_RESOLUTION:
         ApiCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
-    return UpstreamSession(api_key, credential=credential, gate=gate)
+    session = UpstreamSession(api_key, credential=credential, gate=gate)
+    access.remember(user, "inventory_key", session._cache_key)
+    return session
