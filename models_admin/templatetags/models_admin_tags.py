@@ -3,56 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from django import template
-from django.urls import get_script_prefix, reverse
-from django.utils.http import RFC3986_SUBDELIMS
+from django.template.context import Context
+from django.utils.safestring import SafeString, mark_safe
 
 from models_admin import fragments
-from models_admin.inventory import ModelQuery
+from models_admin import rows as row_markup
+from models_admin.inventory import ModelQuery, ModelRow
 from models_admin.remote import Capabilities, ModelCard
 from models_admin.roles import Role
 
 register = template.Library()
 register.tag("shared_fragment", fragments.shared_fragment)
 
-_CAPABILITY_LABELS = {
-    "completion_chat": "chat",
-    "completion_fim": "fill-in-the-middle",
-    "function_calling": "function calling",
-    "fine_tuning": "fine-tunable",
-    "ocr": "OCR",
-}
-
-
-_ID_PLACEHOLDER = "model-id-placeholder"
-
-
-@functools.lru_cache(maxsize=32)
-def _model_url_parts(name: str, script_prefix: str) -> tuple[str, str]:
-    head, tail = reverse(f"models_admin:{name}", args=[_ID_PLACEHOLDER]).split(_ID_PLACEHOLDER)
-    return head, tail
-
-
-@register.simple_tag
-def model_url(name: str, model_id: str) -> str:
-    """``{% url 'models_admin:<name>' model_id %}`` for the model pages, without resolving
-    the URL pattern again for every row (the list renders five such links per row).
-    Quoted as reverse() quotes; an id the URL pattern would refuse gets a link that
-    404s instead of a NoReverseMatch."""
-    head, tail = _model_url_parts(name, get_script_prefix())
-    return head + quote(model_id, safe=RFC3986_SUBDELIMS + "~:@") + tail
-
-
-@register.filter
-def capability_label(flag: str) -> str:
-    return _CAPABILITY_LABELS.get(flag, flag.replace("_", " "))
+register.simple_tag(row_markup.model_url, name="model_url")
+register.filter("capability_label", row_markup.capability_label)
+capability_label = row_markup.capability_label
+model_url = row_markup.model_url
 
 
 @register.filter
@@ -127,3 +99,9 @@ def next_sort(query: ModelQuery, field: str) -> str:
     if query.sort == f"-{field}" or field != "created":
         return field
     return f"-{field}"
+
+
+@register.simple_tag(takes_context=True)
+def model_row(context: Context, row: ModelRow) -> SafeString:
+    """The list row of ``row`` (models_admin/rows.py)."""
+    return mark_safe(row_markup.render_row(row, context))  # noqa: S308  # every value escaped there

@@ -1,0 +1,55 @@
+"""The list row built in Python (models_admin/rows.py): escaped as the template engine
+escapes, and the corners of what ``{% csrf_token %}`` and the row's back link render."""
+
+from __future__ import annotations
+
+import json
+
+from django.template.context import Context
+
+from models_admin import remote
+from models_admin.inventory import Inventory
+from models_admin.rows import render_row
+
+HOSTILE = "<b>\"x\" & 'y'</b>"
+
+
+def row(**card):
+    fields = {
+        "id": "ft:open-mistral-7b:org:<1>",
+        "type": "fine-tuned",
+        "object": "model",
+        "created": 1700000000,
+        "owned_by": "org",
+        "name": HOSTILE,
+        "capabilities": {"completion_chat": True},
+        "job": "job",
+        "root": "open-mistral-7b",
+        "archived": False,
+    }
+    body = json.dumps({"data": [{**fields, **card}]}).encode()
+    return Inventory.build(remote.read_model_list(body)).rows[0]
+
+
+def test_every_value_is_escaped():
+    html = render_row(row(), Context({"can_change": True, "csrf_token": "t"}))
+
+    assert HOSTILE not in html
+    assert "&lt;b&gt;&quot;x&quot; &amp; &#x27;y&#x27;&lt;/b&gt;" in html
+    assert 'data-model-id="ft:open-mistral-7b:org:&lt;1&gt;"' in html
+    assert "/models/ft:open-mistral-7b:org:%3C1%3E/" in html
+
+
+def test_without_a_token_or_a_request_the_form_has_neither():
+    for token in ("", "NOTPROVIDED"):
+        html = render_row(row(), Context({"can_change": True, "csrf_token": token}))
+
+        assert "csrfmiddlewaretoken" not in html
+        assert '<input type="hidden" name="next" value="">' in html
+
+
+def test_without_change_rights_there_are_no_actions():
+    html = render_row(row(archived=True), Context({"can_change": False}))
+
+    assert "<form" not in html and 'name="ids"' not in html
+    assert '<span class="badge archived">Archived</span>' in html
