@@ -2,10 +2,12 @@
 
 Rendering 50 rows through Django templates costs ten times what the rest of a request
 does, and the same rows are asked for again and again. ``{% shared_fragment %}``
-renders its content once per (fragment, inventory version, query string, abilities)
-and keeps the HTML in the shared cache for as long as the inventory lives; a new list
-call (a refresh, a change, the cache's expiry) gives a new version, so a stale fragment
-is never found again.
+renders its content once per (fragment, version, query string, abilities) and keeps
+the HTML in the shared cache for as long as the inventory lives. The table's version is
+the inventory's: a new list call (a refresh, a change, the cache's expiry) gives a new
+one, so a stale table is never found again. The filter form's is what it depends on,
+the choices the inventory offers (``Inventory.choices_version``): a new list call with
+the same roots and capabilities finds its form rendered.
 
 What must never travel between users stays out of the cached HTML: the per-request
 values (the CSRF token, the page a row's form goes back to) are rendered as holes,

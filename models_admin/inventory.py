@@ -6,6 +6,7 @@ is ever rendered."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import secrets
 import threading
@@ -140,6 +141,13 @@ class Inventory:
     @cached_property
     def capabilities(self) -> tuple[str, ...]:
         return tuple(sorted(set().union(*(r.card.capabilities.enabled for r in self.rows))))
+
+    @cached_property
+    def choices_version(self) -> str:
+        """Names what the filter form offers (the roots and capabilities): the same for
+        every list call that offers the same ones, so their rendered form is shared."""
+        digest = hashlib.sha256("\x1f".join((*self.roots, "\x1e", *self.capabilities)).encode())
+        return f"choices-{digest.hexdigest()[:32]}"
 
     @cached_property
     def _index(self) -> dict[str, ModelRow]:

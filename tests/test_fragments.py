@@ -3,6 +3,7 @@ but never a user's CSRF token, their role's controls or their page's back link."
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -10,11 +11,13 @@ from django.middleware.csrf import _unmask_cipher_token  # type: ignore[attr-def
 from django.test import Client
 from pytest_django.asserts import assertTemplateNotUsed, assertTemplateUsed
 
-from models_admin import fragments, roles
+from models_admin import fragments, remote, roles
+from models_admin.inventory import Inventory
 from tests.conftest import ALICE_KEY, make_user
 from tests.helpers import url
 
 ROW = "models_admin/_model_row.html"
+SELECT = "django/forms/widgets/select.html"
 TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 NEXT = re.compile(r'name="next" value="([^"]+)"')
 
@@ -96,6 +99,39 @@ class TestSharedTable:
 
         assertTemplateUsed(again, ROW)
         assertTemplateNotUsed(client.get(url("model_list")), ROW)
+
+    def test_the_filters_are_shared_by_list_calls_that_offer_the_same_choices(
+        self, same_key_users, sandbox
+    ):
+        client = signed_in(same_key_users["admin"])
+        first = client.get(url("model_list"))
+
+        again = client.get(url("model_list") + "?refresh=1")
+
+        assertTemplateUsed(first, SELECT)
+        assertTemplateUsed(again, ROW)  # a new list: new rows
+        assertTemplateNotUsed(again, SELECT)  # the same choices: the same form
+        assert again.content.count(b"<option") == first.content.count(b"<option")
+
+    def test_other_choices_are_another_filter_form(self):
+        def inventory(*cards: dict) -> Inventory:
+            return Inventory.build(remote.read_model_list(json.dumps({"data": cards}).encode()))
+
+        card = {
+            "id": "ft:a",
+            "type": "fine-tuned",
+            "capabilities": {"completion_chat": True},
+            "job": "j",
+            "root": "open-mistral-7b",
+        }
+        one = inventory(card)
+
+        assert one.choices_version == inventory({**card, "id": "ft:b"}).choices_version
+        assert one.choices_version != inventory({**card, "root": "other"}).choices_version
+        assert (
+            one.choices_version
+            != inventory({**card, "capabilities": {"vision": True}}).choices_version
+        )
 
     def test_another_query_string_is_another_fragment(self, same_key_users):
         client = signed_in(same_key_users["admin"])

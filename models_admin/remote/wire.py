@@ -114,14 +114,20 @@ def _deprecation(value: str | None) -> datetime | None:
 
 
 _new = object.__new__
+_set = object.__setattr__
+_FINE_TUNED: Final = "fine-tuned"
+_BASE: Final = "base"
+_MODEL: Final = "model"
 
 
-def _make(w: _Card, capabilities: _Capabilities) -> ModelCard:
+def _make(w: _Card, capabilities: _Capabilities, strings: dict[str, str]) -> ModelCard:
     """The card ``ModelCard.from_json`` would read from the same fields (raises _Odd when
     that reader would flag something or keep an extra field). The cards are frozen
-    dataclasses without slots: filling ``__dict__`` is what their ``__init__`` does,
-    without a setattr call per field."""
-    if w.type == "fine-tuned":
+    dataclasses without slots: their ``__dict__`` is set in one go, in the order their
+    ``__init__`` fills it. Strings that repeat from card to card (``type``, ``object``,
+    ``owned_by``, ``root``) are shared, one object each per list."""
+    kind = w.type
+    if kind == _FINE_TUNED:
         if (
             w.audio_transcription_capabilities is not _UNSET
             or w.audio_speech_capabilities is not _UNSET
@@ -130,42 +136,46 @@ def _make(w: _Card, capabilities: _Capabilities) -> ModelCard:
         ):
             raise _Odd()
         card: ModelCard = _new(FineTunedModelCard)
-        own: dict[str, Any] = {
-            "job": w.job,
-            "root": w.root,
-            "archived": False if w.archived is _UNSET else w.archived,
-        }
-    elif w.type == "base":
+        kind = _FINE_TUNED
+    elif kind == _BASE:
         if w.job is not _UNSET or w.root is not _UNSET or w.archived is not _UNSET:
             raise _Odd()
         card = _new(BaseModelCard)
-        own = {
-            "audio_speech_capabilities": _mapping(w.audio_speech_capabilities),
-            "audio_transcription_capabilities": _mapping(w.audio_transcription_capabilities),
-        }
+        kind = _BASE
     else:  # unknown types, and their fields, are the tolerant reader's
         raise _Odd()
+    obj = w.object
+    owner = w.owned_by or ""
     temperature = w.default_model_temperature
-    card.__dict__.update(
-        id=w.id,
-        type=w.type,
-        object=w.object or "model",
-        created=w.created,
-        owned_by=w.owned_by or "",
-        name=w.name,
-        description=w.description,
-        max_context_length=w.max_context_length or DEFAULT_CONTEXT_LENGTH,
-        aliases=tuple(w.aliases) if w.aliases else NO_STRINGS,
-        deprecation=_deprecation(w.deprecation),
-        deprecation_replacement_model=w.deprecation_replacement_model,
-        default_model_temperature=None if temperature is None else float(temperature),
-        internal=w.internal,
-        capabilities=capabilities(w.capabilities),
-        billing_model_name=w.billing_model_name,
-        extra=(),
-        problems=(),
-        **own,
-    )
+    deprecation = w.deprecation
+    fields: dict[str, Any] = {
+        "id": w.id,
+        "type": kind,
+        "object": _MODEL if not obj or obj == _MODEL else obj,
+        "created": w.created,
+        "owned_by": strings.setdefault(owner, owner),
+        "name": w.name,
+        "description": w.description,
+        "max_context_length": w.max_context_length or DEFAULT_CONTEXT_LENGTH,
+        "aliases": tuple(w.aliases) if w.aliases else NO_STRINGS,
+        "deprecation": None if deprecation is None else _deprecation(deprecation),
+        "deprecation_replacement_model": w.deprecation_replacement_model,
+        "default_model_temperature": None if temperature is None else float(temperature),
+        "internal": w.internal,
+        "capabilities": capabilities(w.capabilities),
+        "billing_model_name": w.billing_model_name,
+        "extra": (),
+        "problems": (),
+    }
+    if kind == _FINE_TUNED:
+        root: str = w.root  # type: ignore[assignment]  # checked above
+        fields["job"] = w.job
+        fields["root"] = strings.setdefault(root, root)
+        fields["archived"] = False if w.archived is _UNSET else w.archived
+    else:
+        fields["audio_speech_capabilities"] = _mapping(w.audio_speech_capabilities)
+        fields["audio_transcription_capabilities"] = _mapping(w.audio_transcription_capabilities)
+    _set(card, "__dict__", fields)
     return card
 
 
@@ -180,9 +190,10 @@ def read_model_list(body: bytes, *, status: int = 200, log: bool = True) -> Mode
 
     Raises MalformedResponse when the body is not ``{"data": [...]}``."""
     capabilities = _Capabilities()
+    strings: dict[str, str] = {}
     try:
         decoded = _body.decode(body)
-        return ModelList([_make(w, capabilities) for w in decoded.data], (), raw=body)
+        return ModelList([_make(w, capabilities, strings) for w in decoded.data], (), raw=body)
     except (msgspec.ValidationError, _Odd):
         pass
     except msgspec.DecodeError:
@@ -201,7 +212,7 @@ def _by_entry(body: bytes, capabilities: _Capabilities, *, log: bool) -> ModelLi
     cards: list[Any] = []
     for raw in entries:
         try:
-            cards.append(_make(_card.decode(raw), capabilities))
+            cards.append(_make(_card.decode(raw), capabilities, {}))
         except (msgspec.ValidationError, _Odd):
             cards.append(_any.decode(raw))
     return _tolerant({"data": cards}, body, log=log)
