@@ -27,6 +27,8 @@ MISTRAL_API_CONNECT_TIMEOUT = _production.MISTRAL_API_CONNECT_TIMEOUT
 MISTRAL_API_RETRY_BACKOFF = _production.MISTRAL_API_RETRY_BACKOFF
 MISTRAL_API_RETRY_MAX_BACKOFF = _production.MISTRAL_API_RETRY_MAX_BACKOFF
 MISTRAL_API_RETRY_BUDGET = _production.MISTRAL_API_RETRY_BUDGET
+# As in production: the list call's body is cached only where other processes read it.
+MODEL_LIST_CACHE_BODIES = _production.MODEL_LIST_CACHE_BODIES
 
 # tests.settings points the *test* database at a per-process file; the benchmark uses
 # the database itself (DATABASE_URL), which gunicorn workers and bulk threads share.

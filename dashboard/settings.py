@@ -372,6 +372,9 @@ RECONCILE_EVERY_MINUTES = env_int("RECONCILE_EVERY_MINUTES", 5)
 MODEL_SYNC_MINUTES = max(1, env_int("MODEL_SYNC_MINUTES", 15))
 # Cached model inventories (per API key) live this long; the user's own changes drop them.
 MODEL_LIST_CACHE_SECONDS = env_int("MODEL_LIST_CACHE_SECONDS", 30)
+# Whether the cache keeps each list call's body for other processes to read (Redis); a
+# per-process cache keeps only a version token next to the process's own inventory.
+MODEL_LIST_CACHE_BODIES = env_bool("MODEL_LIST_CACHE_BODIES", default=bool(REDIS_URL))
 
 # Error reports (and the DEBUG page) never show sensitive variables or POST fields.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "models_admin.logging.SecretsExceptionReporterFilter"

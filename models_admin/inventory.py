@@ -317,6 +317,8 @@ class SharedInventories:
     The shared cache holds, per API key, a small version token and, under that token,
     the body of the list call (bytes: quick to store and to load, where pickled cards
     would take far longer) or, for an inventory built without one, the inventory. A
+    cache of this process alone (MODEL_LIST_CACHE_BODIES off: no Redis) holds only the
+    token: a second copy of the body would serve no other process. A
     reader asks for the token (one small round trip) and uses its local copy when the
     token matches; otherwise it loads the body once and reads it again (remote.wire:
     a few milliseconds per thousand models). Writing stores a new token; forgetting
@@ -358,10 +360,14 @@ class SharedInventories:
         timeout = settings.MODEL_LIST_CACHE_SECONDS
         # The inventory first, then the token that points to it: a reader never finds
         # a token without its inventory (unless the cache evicted it: a miss).
-        stored = (body, inventory.key_masked, inventory.read_at) if body else inventory
-        if safe_cache.set(f"{key}:{token}", stored, timeout) and safe_cache.set(
-            key, token, timeout
-        ):
+        if body and not settings.MODEL_LIST_CACHE_BODIES:
+            # A cache of this process alone (no Redis): no other process would read the
+            # body, and this one keeps the inventory; the token is enough.
+            stored = True
+        else:
+            entry = (body, inventory.key_masked, inventory.read_at) if body else inventory
+            stored = safe_cache.set(f"{key}:{token}", entry, timeout)
+        if stored and safe_cache.set(key, token, timeout):
             self._stale.discard(key)
             self._remember(key, inventory)
 

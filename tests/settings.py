@@ -27,6 +27,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         )
     }
 
+# The suite checks the shared cache's bodies on local memory too (production keeps them
+# only with Redis: MODEL_LIST_CACHE_BODIES); tests of the other way override it.
+MODEL_LIST_CACHE_BODIES = True
+
 # Plain-HTTP test clients and browsers (production redirects to HTTPS, secures cookies).
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False

@@ -105,6 +105,17 @@ class TestSharedBodies:
         assert (loaded.key_masked, loaded.read_at) == ("sk-…abcd", inventory.read_at)
         assert isinstance(cache.get(f"inv:alice:{inventory.version}")[0], bytes)
 
+    def test_a_cache_of_this_process_alone_keeps_only_the_token(self, settings):
+        settings.MODEL_LIST_CACHE_BODIES = False
+        inventory, raw = self.made()
+        here = SharedInventories()
+        here.set("inv:alice", inventory, raw)
+
+        assert here.get("inv:alice") is inventory
+        assert cache.get("inv:alice") == inventory.version
+        assert cache.get(f"inv:alice:{inventory.version}") is None
+        assert SharedInventories().get("inv:alice") is None  # no copy to read: a miss
+
     def test_a_damaged_body_is_a_miss(self):
         inventory, _ = self.made()
         SharedInventories().set("inv:alice", inventory, b"<html>not a list</html>")
