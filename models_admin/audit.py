@@ -21,7 +21,6 @@ stop an entry from being written.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import json
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec
 
+import msgspec
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import DataError, transaction
@@ -85,7 +85,7 @@ def _normalised_ip(value: str | None) -> str | None:
 def card_snapshot(card: remote.ModelCard) -> dict[str, Any]:
     """Every field of a model card as JSON, for ``before``."""
     snapshot: dict[str, Any] = {}
-    for f in dataclasses.fields(card):
+    for f in msgspec.structs.fields(card):
         value = getattr(card, f.name)
         if f.name == "extra":
             snapshot.update(dict(value))

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, TypeVar
 
+import msgspec
+
 from models_admin.remote.errors import MalformedResponse, malformed
 from models_admin.remote.reading import _Reader
 
@@ -105,9 +107,13 @@ def problem_message(problems: tuple[str, ...]) -> str:
     return f"Mistral sent an incomplete card: {', '.join(problems)}" if problems else ""
 
 
-@dataclass(frozen=True, kw_only=True)
-class ModelCard:
-    """A card from list or retrieve: the fields every ``type`` shares."""
+class ModelCard(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A card from list or retrieve: the fields every ``type`` shares.
+
+    Cards are msgspec structs (frozen, slotted, untracked by the garbage collector: they
+    hold no cycles): a 10,000-model inventory keeps 10,000 of them, at about a third of
+    the memory a dataclass with a ``__dict__`` took. ``msgspec.structs.fields`` and
+    ``msgspec.structs.replace`` do what ``dataclasses.fields``/``replace`` did."""
 
     id: str
     type: str
@@ -228,8 +234,7 @@ class ModelCard:
         return {}
 
 
-@dataclass(frozen=True, kw_only=True)
-class BaseModelCard(ModelCard):
+class BaseModelCard(ModelCard, frozen=True, kw_only=True, gc=False):
     """``type: "base"``: one of Mistral's own models (or one of its aliases)."""
 
     audio_transcription_capabilities: Mapping[str, Any] | None = None
@@ -245,8 +250,7 @@ class BaseModelCard(ModelCard):
         return {name: t.take(name, t.r.opt_mapping, None) for name in sorted(cls.OWN_FIELDS)}
 
 
-@dataclass(frozen=True, kw_only=True)
-class FineTunedModelCard(ModelCard):
+class FineTunedModelCard(ModelCard, frozen=True, kw_only=True, gc=False):
     """``type: "fine-tuned"``: a model trained by the caller's organisation."""
 
     job: str
@@ -266,8 +270,7 @@ class FineTunedModelCard(ModelCard):
         }
 
 
-@dataclass(frozen=True, kw_only=True)
-class UnknownModelCard(ModelCard):
+class UnknownModelCard(ModelCard, frozen=True, kw_only=True, gc=False):
     """A card whose ``type`` this dashboard does not know yet (the API keeps adding them)."""
 
 

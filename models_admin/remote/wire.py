@@ -113,8 +113,6 @@ def _deprecation(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-_new = object.__new__
-_set = object.__setattr__
 _FINE_TUNED: Final = "fine-tuned"
 _BASE: Final = "base"
 _MODEL: Final = "model"
@@ -122,10 +120,9 @@ _MODEL: Final = "model"
 
 def _make(w: _Card, capabilities: _Capabilities, strings: dict[str, str]) -> ModelCard:
     """The card ``ModelCard.from_json`` would read from the same fields (raises _Odd when
-    that reader would flag something or keep an extra field). The cards are frozen
-    dataclasses without slots: their ``__dict__`` is set in one go, in the order their
-    ``__init__`` fills it. Strings that repeat from card to card (``type``, ``object``,
-    ``owned_by``, ``root``) are shared, one object each per list."""
+    that reader would flag something or keep an extra field). Strings that repeat from
+    card to card (``type``, ``object``, ``owned_by``, ``root``) are shared, one object
+    each per list."""
     kind = w.type
     if kind == _FINE_TUNED:
         if (
@@ -135,22 +132,17 @@ def _make(w: _Card, capabilities: _Capabilities, strings: dict[str, str]) -> Mod
             or not isinstance(w.root, str)
         ):
             raise _Odd()
-        card: ModelCard = _new(FineTunedModelCard)
-        kind = _FINE_TUNED
     elif kind == _BASE:
         if w.job is not _UNSET or w.root is not _UNSET or w.archived is not _UNSET:
             raise _Odd()
-        card = _new(BaseModelCard)
-        kind = _BASE
     else:  # unknown types, and their fields, are the tolerant reader's
         raise _Odd()
     obj = w.object
     owner = w.owned_by or ""
     temperature = w.default_model_temperature
     deprecation = w.deprecation
-    fields: dict[str, Any] = {
+    common: dict[str, Any] = {
         "id": w.id,
-        "type": kind,
         "object": _MODEL if not obj or obj == _MODEL else obj,
         "created": w.created,
         "owned_by": strings.setdefault(owner, owner),
@@ -164,19 +156,22 @@ def _make(w: _Card, capabilities: _Capabilities, strings: dict[str, str]) -> Mod
         "internal": w.internal,
         "capabilities": capabilities(w.capabilities),
         "billing_model_name": w.billing_model_name,
-        "extra": (),
-        "problems": (),
     }
     if kind == _FINE_TUNED:
         root: str = w.root  # type: ignore[assignment]  # checked above
-        fields["job"] = w.job
-        fields["root"] = strings.setdefault(root, root)
-        fields["archived"] = False if w.archived is _UNSET else w.archived
-    else:
-        fields["audio_speech_capabilities"] = _mapping(w.audio_speech_capabilities)
-        fields["audio_transcription_capabilities"] = _mapping(w.audio_transcription_capabilities)
-    _set(card, "__dict__", fields)
-    return card
+        return FineTunedModelCard(
+            type=_FINE_TUNED,
+            job=w.job,  # type: ignore[arg-type]  # checked above
+            root=strings.setdefault(root, root),
+            archived=False if w.archived is _UNSET else w.archived,
+            **common,
+        )
+    return BaseModelCard(
+        type=_BASE,
+        audio_speech_capabilities=_mapping(w.audio_speech_capabilities),
+        audio_transcription_capabilities=_mapping(w.audio_transcription_capabilities),
+        **common,
+    )
 
 
 def _mapping(value: OptMapping) -> Mapping[str, Any] | None:

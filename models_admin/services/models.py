@@ -6,11 +6,12 @@ happens (audit.attempt). ``model_apply`` runs any of the bulk actions by name.""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import msgspec
 
 from models_admin import audit, outcomes, remote
 from models_admin.audit import Action, Actor, Outcome
@@ -245,8 +246,8 @@ def _after(
     if isinstance(answer, _ReadBack):
         return answer.card if isinstance(answer.card, remote.FineTunedModelCard) else before
     if isinstance(answer, remote.ArchiveResult):
-        return dataclasses.replace(before, archived=answer.archived)
-    return dataclasses.replace(
+        return msgspec.structs.replace(before, archived=answer.archived)
+    return msgspec.structs.replace(
         before, name=answer.name, description=answer.description, archived=answer.archived
     )
 

@@ -27,7 +27,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 def _inventory_cache_key(api_key: str) -> str:
     digest = hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()
-    return f"inventory:v3:{digest[:40]}"
+    return f"inventory:v4:{digest[:40]}"  # v4: cards are msgspec structs
 
 
 @sensitive_variables("api_key")

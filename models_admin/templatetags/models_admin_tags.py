@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from django import template
 from django.template.context import Context
 from django.utils.safestring import SafeString, mark_safe
@@ -47,7 +47,7 @@ def card_fields(card: ModelCard) -> list[tuple[str, Any, str]]:
     """Every field of the card, as (label, value, kind) for the detail page, in the
     reference's order, then any field the API added that the dashboard doesn't know."""
     rows: list[tuple[str, Any, str]] = []
-    for f in dataclasses.fields(card):
+    for f in msgspec.structs.fields(card):
         if f.name == "extra":
             continue
         rows.append(_field_row(f.name, getattr(card, f.name)))
