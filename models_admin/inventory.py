@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import operator
 import secrets
 import threading
 import time
@@ -214,14 +215,19 @@ def _matches(row: ModelRow, query: ModelQuery, needle: str) -> bool:
     return not query.capability or query.capability in card.capabilities
 
 
+_BY_CREATED = operator.attrgetter("card.created", "card.id")
+
+
 def _sorted(rows: Sequence[ModelRow], sort: SortKey) -> list[ModelRow]:
     key = sort.lstrip("-")
     reverse = sort.startswith("-")
     if key == "created":
         # Base models report the response time as "created": they sort after dated models.
-        dated = [r for r in rows if r.card.is_fine_tuned and r.card.created is not None]
-        undated = [r for r in rows if not (r.card.is_fine_tuned and r.card.created is not None)]
-        dated.sort(key=lambda r: (r.card.created or 0, r.id), reverse=reverse)
+        dated: list[ModelRow] = []
+        undated: list[ModelRow] = []
+        for r in rows:
+            (dated if r.card.is_fine_tuned and r.card.created is not None else undated).append(r)
+        dated.sort(key=_BY_CREATED, reverse=reverse)  # (created, id), in C
         undated.sort(key=lambda r: r.card.display_name.lower())
         return dated + undated
     if key == "name":

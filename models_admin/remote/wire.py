@@ -141,36 +141,47 @@ def _make(w: _Card, capabilities: _Capabilities, strings: dict[str, str]) -> Mod
     owner = w.owned_by or ""
     temperature = w.default_model_temperature
     deprecation = w.deprecation
-    common: dict[str, Any] = {
-        "id": w.id,
-        "object": _MODEL if not obj or obj == _MODEL else obj,
-        "created": w.created,
-        "owned_by": strings.setdefault(owner, owner),
-        "name": w.name,
-        "description": w.description,
-        "max_context_length": w.max_context_length or DEFAULT_CONTEXT_LENGTH,
-        "aliases": tuple(w.aliases) if w.aliases else NO_STRINGS,
-        "deprecation": None if deprecation is None else _deprecation(deprecation),
-        "deprecation_replacement_model": w.deprecation_replacement_model,
-        "default_model_temperature": None if temperature is None else float(temperature),
-        "internal": w.internal,
-        "capabilities": capabilities(w.capabilities),
-        "billing_model_name": w.billing_model_name,
-    }
     if kind == _FINE_TUNED:
         root: str = w.root  # type: ignore[assignment]  # checked above
+        # Every field spelled out in each call: no dict to build and unpack per card.
         return FineTunedModelCard(
+            id=w.id,
             type=_FINE_TUNED,
+            object=_MODEL if not obj or obj == _MODEL else obj,
+            created=w.created,
+            owned_by=strings.setdefault(owner, owner),
+            name=w.name,
+            description=w.description,
+            max_context_length=w.max_context_length or DEFAULT_CONTEXT_LENGTH,
+            aliases=tuple(w.aliases) if w.aliases else NO_STRINGS,
+            deprecation=None if deprecation is None else _deprecation(deprecation),
+            deprecation_replacement_model=w.deprecation_replacement_model,
+            default_model_temperature=None if temperature is None else float(temperature),
+            internal=w.internal,
+            capabilities=capabilities(w.capabilities),
+            billing_model_name=w.billing_model_name,
             job=w.job,  # type: ignore[arg-type]  # checked above
             root=strings.setdefault(root, root),
             archived=False if w.archived is _UNSET else w.archived,
-            **common,
         )
     return BaseModelCard(
+        id=w.id,
         type=_BASE,
+        object=_MODEL if not obj or obj == _MODEL else obj,
+        created=w.created,
+        owned_by=strings.setdefault(owner, owner),
+        name=w.name,
+        description=w.description,
+        max_context_length=w.max_context_length or DEFAULT_CONTEXT_LENGTH,
+        aliases=tuple(w.aliases) if w.aliases else NO_STRINGS,
+        deprecation=None if deprecation is None else _deprecation(deprecation),
+        deprecation_replacement_model=w.deprecation_replacement_model,
+        default_model_temperature=None if temperature is None else float(temperature),
+        internal=w.internal,
+        capabilities=capabilities(w.capabilities),
+        billing_model_name=w.billing_model_name,
         audio_speech_capabilities=_mapping(w.audio_speech_capabilities),
         audio_transcription_capabilities=_mapping(w.audio_transcription_capabilities),
-        **common,
     )
 
 
