@@ -42,6 +42,14 @@ def users() -> QuerySet[User]:
     return User._default_manager.annotate(**{GENERATION: Subquery(current)})
 
 
+def current() -> int | None:
+    """The access generation now (None when its row is missing: nothing is cached)."""
+    value: int | None = (
+        AccessGeneration.objects.filter(pk=1).values_list("value", flat=True).first()
+    )
+    return value
+
+
 def bump() -> None:
     """Every cached entry is out of date from now on (once the transaction commits)."""
     if not AccessGeneration.objects.filter(pk=1).update(value=F("value") + 1):

@@ -11,7 +11,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from models_admin import roles
 from models_admin.inventory import safe_cache
+from models_admin.sessions import SessionStore
 from tests import servers
 from tests.conftest import make_user
 from tests.test_cache_outage import redis  # noqa: F401  # the fixture
@@ -72,6 +74,31 @@ class TestCachedSessions:
         stolen.cookies["sessionid"] = cookie
 
         assert stolen.get("/account/api-key/").status_code == 302  # to the sign-in page
+
+    def test_a_sign_out_that_redis_missed_does_not_come_back_with_redis(self, cached_sessions, sam):
+        client = signed_in()
+        cookie = client.cookies["sessionid"].value
+        assert client.get("/account/api-key/").status_code == 200
+        cached_sessions.freeze()
+        client.post(reverse("logout"))  # the copy can't be dropped
+        cached_sessions.thaw()
+        safe_cache.reset()
+        assert safe_cache.get(SessionStore.cache_key_prefix + cookie) is not None  # still there
+
+        stolen = Client()
+        stolen.cookies["sessionid"] = cookie
+
+        assert stolen.get("/account/api-key/").status_code == 302  # to the sign-in page
+        assert stolen.get("/account/api-key/").status_code == 302
+
+    def test_a_change_of_access_makes_each_session_read_itself_once(self, cached_sessions, sam):
+        client = signed_in()
+        assert session_queries(client) == []
+
+        roles.set_role(sam, roles.Role.MEMBER)
+
+        assert len(session_queries(client)) == 1  # its copy was older: read again
+        assert session_queries(client) == []  # and copied anew
 
     def test_a_failing_redis_is_read_around(self, cached_sessions, sam):
         client = signed_in()
