@@ -40,8 +40,11 @@ class Seen:
     archived: bool
 
     def snapshot(self) -> dict[str, Any]:
-        """The card, as audit entries keep it (audit.card_snapshot)."""
-        return audit.card_snapshot(remote.ModelCard.from_json(self.entry, log=False))
+        """The card, as audit entries keep it (audit.card_snapshot, storable: a NUL in a
+        name from Mistral is refused by PostgreSQL's jsonb)."""
+        card = remote.ModelCard.from_json(self.entry, log=False)
+        stored: dict[str, Any] = storable.json_value(audit.card_snapshot(card))
+        return stored
 
 
 def clean_text(value: str | None, max_length: int | None = None) -> str | None:
