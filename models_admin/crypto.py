@@ -3,16 +3,27 @@
 ``settings.FIELD_ENCRYPTION_KEYS`` is a list of Fernet keys: the first encrypts,
 every one of them decrypts. Rotation: put a new key first, run
 ``manage.py rotate_encryption_keys``, then drop the old key.
+
+``key_digest`` names a key without keeping it: an HMAC under ``SECRET_KEY``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
+
+
+@sensitive_variables("api_key")
+def key_digest(api_key: str) -> str:
+    """An API key's HMAC-SHA256 under ``SECRET_KEY`` (hex): what names a key where the
+    key itself must not be kept (the inventory cache's key, the sync's ``SyncKey``)."""
+    return hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()
 
 
 class UndecryptableError(Exception):

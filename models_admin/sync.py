@@ -30,8 +30,6 @@ last compared with is dropped.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -39,7 +37,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -66,35 +63,31 @@ class SyncFailed(Exception):
     """Some keys could not be listed (the others were synced)."""
 
 
-def key_digest(api_key: str) -> str:
-    """What the sync keeps of a key: an HMAC, never the key."""
-    return hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()
+# What a list shows of a fine-tuned model, as the database stores it: name, description,
+# archived, and the entry's position in the list (to make its card if it changed).
+Listed = tuple[str | None, str | None, bool, int]
 
 
-def _fine_tuned(entries: list[Any]) -> tuple[dict[str, Seen], set[str]]:
+def _fine_tuned(listed: remote.ListedEntries) -> tuple[dict[str, Listed], set[str]]:
     """The fine-tuned models of a list by id, and the ids of those whose compared fields
     break the contract (not compared: a missing ``archived`` is no unarchive, a missing
     ``name`` no rename). Entries without a usable id can't be told apart: left out."""
-    seen: dict[str, Seen] = {}
+    seen: dict[str, Listed] = {}
     unreadable: set[str] = set()
-    for entry in entries:
-        if not isinstance(entry, dict) or entry.get("type") != "fine-tuned":
-            continue
-        raw_id = entry.get("id")
-        if not isinstance(raw_id, str) or not raw_id:
+    for index, entry in enumerate(listed.entries):
+        raw_id = entry.id
+        if entry.type != "fine-tuned" or not isinstance(raw_id, str) or not raw_id:
             continue
         model_id = clean_text(raw_id, 300) or ""
-        name = entry.get("name", False)
-        description = entry.get("description", False)
-        archived = entry.get("archived")
+        name, description, archived = entry.name, entry.description, entry.archived
         if (
-            not isinstance(archived, bool)
+            archived.__class__ is not bool
             or not (name is None or isinstance(name, str))
             or not (description is None or isinstance(description, str))
         ):
             unreadable.add(model_id)
             continue
-        seen[model_id] = Seen(entry, model_id, clean_text(name), clean_text(description), archived)
+        seen[model_id] = (clean_text(name), clean_text(description), archived, index)
     return seen, unreadable
 
 
@@ -143,7 +136,7 @@ def stored_keys(*, username: str | None = None) -> Iterator[tuple[ApiCredential,
             logger.warning("Inventory sync: stored key #%s can't be decrypted", credential.pk)
             continue
         register_secret(api_key)
-        digest = key_digest(api_key)
+        digest = crypto.key_digest(api_key)
         if digest not in digests:
             digests.add(digest)
             yield credential, api_key
@@ -172,7 +165,14 @@ def sync_key(credential: ApiCredential, api_key: str) -> KeyResult:
         result.status, result.message = "failed", "Mistral sent an empty list."
         return result
     listing = _Listing(
-        credential, key_digest(api_key), seen, unreadable, started_at, started_seq, finished_at
+        credential,
+        crypto.key_digest(api_key),
+        entries,
+        seen,
+        unreadable,
+        started_at,
+        started_seq,
+        finished_at,
     )
     with transaction.atomic():
         audit.lock_head()  # one comparison at a time, and no append in between
@@ -188,11 +188,17 @@ def _head_seq() -> int:
 class _Listing:
     credential: ApiCredential
     digest: str
-    seen: dict[str, Seen]
+    entries: remote.ListedEntries
+    seen: dict[str, Listed]
     unreadable: set[str]
     started_at: datetime
     started_seq: int
     finished_at: datetime
+
+    def seen_model(self, model_id: str) -> Seen:
+        """A listed model with its entry as sent (only for those that appeared or changed)."""
+        name, description, archived, index = self.seen[model_id]
+        return Seen(self.entries.sent(index), model_id, name, description, archived)
 
 
 # --------------------------------------------------------------------------- comparing
@@ -238,12 +244,11 @@ def _compare(listing: _Listing, finished_seq: int, result: KeyResult) -> None:
             "pk", "model_id", "name", "description", "archived"
         )
     }
-    new = [seen for model_id, seen in listing.seen.items() if model_id not in known]
+    new = [listing.seen_model(model_id) for model_id in listing.seen if model_id not in known]
     changed = [
-        (row, seen)
-        for model_id, seen in listing.seen.items()
-        if (row := known.get(model_id)) is not None
-        and row[2:] != (seen.name, seen.description, seen.archived)
+        (row, listing.seen_model(model_id))
+        for model_id, listed in listing.seen.items()
+        if (row := known.get(model_id)) is not None and row[2:] != listed[:3]
     ]
     gone = [
         row

@@ -40,8 +40,11 @@ class Seen:
     archived: bool
 
     def snapshot(self) -> dict[str, Any]:
-        """The card, as audit entries keep it (audit.card_snapshot)."""
-        return audit.card_snapshot(remote.ModelCard.from_json(self.entry, log=False))
+        """The card, as audit entries keep it (audit.card_snapshot), its strings as the
+        database stores them (PostgreSQL's jsonb refuses a NUL)."""
+        card = remote.ModelCard.from_json(self.entry, log=False)
+        snapshot: dict[str, Any] = storable.json_value(audit.card_snapshot(card))
+        return snapshot
 
 
 def clean_text(value: str | None, max_length: int | None = None) -> str | None:

@@ -3,6 +3,8 @@ settings that provide the encryption keys."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dashboard import settings as project_settings
 from models_admin import crypto
 from models_admin.models import ApiCredential, mask_key
+from models_admin.services.upstream import _inventory_cache_key
 from tests.conftest import make_user
 
 KEY = "sandbox-crypto-test-key-0123456789"
@@ -321,3 +324,14 @@ class TestStartUp:
         assert ignored.returncode == 0
         if "DJANGO_DEV_SECRETS_FILE" not in os.environ:
             assert default == project_settings._DEV_SECRETS_FILE
+
+
+class TestKeyDigest:
+    def test_it_is_the_key_s_hmac_under_the_secret_key(self, settings):
+        expected = hmac.new(settings.SECRET_KEY.encode(), KEY.encode(), hashlib.sha256)
+        assert crypto.key_digest(KEY) == expected.hexdigest()
+        settings.SECRET_KEY = "another-secret-key-for-this-test-only-0123456789"
+        assert crypto.key_digest(KEY) != expected.hexdigest()
+
+    def test_the_inventory_cache_key_keeps_its_format(self):
+        assert _inventory_cache_key(KEY) == f"inventory:v3:{crypto.key_digest(KEY)[:40]}"

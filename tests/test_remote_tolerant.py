@@ -3,12 +3,19 @@ Cloudflare's 520-524, over real HTTP against the sandbox."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import pytest
 
 from models_admin import remote
 from tests.helpers import add_odd_cards
 from tests.test_remote import KEY, FakeTime, first_fine_tuned, make_api
+
+
+def timeless(card: remote.ModelCard) -> remote.ModelCard:
+    return dataclasses.replace(card, created=0) if card.type == "base" else card
+
 
 CLOUDFLARE = [520, 521, 522, 523, 524]
 
@@ -50,7 +57,8 @@ class TestOddCards:
 
         after = api.list_models()
 
-        assert after[: len(before)] == before
+        # (A base model's ``created`` is the time of the response, as Mistral's is.)
+        assert list(map(timeless, after[: len(before)])) == list(map(timeless, before))
         assert all(card.problems == () for card in before)
 
     def test_a_card_without_an_id_is_left_out_and_said(self, api, sandbox):

@@ -18,7 +18,7 @@ from models_admin import audit, audit_chain, remote, services, sync, upkeep
 from models_admin.audit import Action, Actor, Kind, Outcome
 from models_admin.models import ApiCredential, AuditEntry, ModelSnapshot, SyncKey
 from tests.conftest import ALICE_KEY, BOB_KEY, make_user
-from tests.helpers import fine_tuned, fine_tuned_cards
+from tests.helpers import add_odd_cards, fine_tuned, fine_tuned_cards
 from tests.workers import wait_until
 
 
@@ -43,6 +43,12 @@ def upstream(sandbox, method: str, path: str, *, key: str = ALICE_KEY, **kwargs:
 
 def rename(sandbox, model_id: str, name: str, key: str = ALICE_KEY) -> None:
     upstream(sandbox, "PATCH", f"/v1/fine_tuning/models/{model_id}", key=key, json={"name": name})
+
+
+def stored(user) -> tuple[ApiCredential, str]:
+    """The user's credential and key, as sync_all passes them to sync_key."""
+    credential = ApiCredential.objects.get(user=user)
+    return credential, credential.get_key()
 
 
 def assert_chain_ok() -> None:
@@ -171,6 +177,49 @@ class TestOutsideChanges:
         sandbox.state.faults.clear()
         run_sync()
         assert [e.action for e in outside()] == [Action.MODEL_ARCHIVE]
+
+    def test_the_sandbox_s_odd_cards_are_read_tolerantly(self, synced, sandbox):
+        odd = add_odd_cards(sandbox)
+        assert sync.sync_key(*stored(synced)).status == "synced"
+        # null job and no root: compared fields fine, so they appeared; "archived":
+        # "yes" is unreadable, the unknown type is no fine-tuned model, no id: left out.
+        assert sorted((e.action, e.target_name) for e in outside()) == [
+            (Action.MODEL_APPEAR, "odd-no-root"),
+            (Action.MODEL_APPEAR, "odd-null-job"),
+        ]
+        assert not ModelSnapshot.objects.filter(model_id=odd["odd-archived-yes"]["id"]).exists()
+        run_sync()
+        assert len(outside()) == 2
+
+    @pytest.mark.parametrize(
+        "odd",
+        [{"archived": "yes"}, {"archived": None}, {"archived": 1}, {"name": 5}, {"name": ...}]
+        + [{"description": {"a": 1}}, {"description": ...}],
+        ids=repr,
+    )
+    def test_a_wrong_typed_field_is_not_compared_then_read_again(self, synced, sandbox, odd):
+        card = fine_tuned(sandbox)
+        workspace = sandbox.state.workspace(ALICE_KEY)
+        renamed = {**card, "name": "renamed while odd"}
+        odd_card = {**renamed, **odd}
+        for name, value in odd.items():
+            if value is ...:
+                del odd_card[name]
+        workspace.put(odd_card)
+        assert sync.sync_key(*stored(synced)).recorded == 0  # not compared, not gone
+        assert ModelSnapshot.objects.get(model_id=card["id"]).name == card["name"]
+        workspace.put(renamed)
+        run_sync()
+        assert [(e.action, e.changes) for e in outside()] == [
+            (Action.MODEL_UPDATE, {"name": [card["name"], "renamed while odd"]})
+        ]
+
+    def test_an_entry_without_a_string_id_is_left_out(self, synced, sandbox):
+        workspace = sandbox.state.workspace(ALICE_KEY)
+        workspace.put_without_id({**fine_tuned(sandbox), "id": 7})
+        workspace.put_without_id({**fine_tuned(sandbox), "id": ""})
+        run_sync()
+        assert outside() == []
 
 
 class TestDashboardChanges:

@@ -13,6 +13,7 @@ JSON into frozen dataclasses and every failure into one exception tree (see
                 or MISTRAL_API_PROXY), RetryPolicy, RateGate, the request/retry loop
                 (Cloudflare's 520-524 retried, and ambiguous for a change)
     wire        the list call read in one pass (msgspec structs), the odd cards tolerantly
+    entries     the list call as the inventory sync reads it: only the compared fields
     client      ModelsApi: the six operations
 
 Import the package, not the modules: ``from models_admin import remote; remote.ModelsApi``.
@@ -34,6 +35,7 @@ from models_admin.remote.cards import (
     UpdatedModel,
 )
 from models_admin.remote.client import UNSET, ModelsApi
+from models_admin.remote.entries import ListedEntries
 from models_admin.remote.errors import (
     ApiAuthFailed,
     ApiForbidden,
@@ -79,6 +81,7 @@ __all__ = [
     "FineTunedModelCard",
     "PROXY_ENVIRONMENT",
     "InvalidModelId",
+    "ListedEntries",
     "MalformedResponse",
     "ModelCard",
     "ModelList",

@@ -15,7 +15,8 @@ from models_admin.remote.cards import (
     ModelList,
     UpdatedModel,
 )
-from models_admin.remote.errors import InvalidModelId, MalformedResponse, ModelNotFound, malformed
+from models_admin.remote.entries import ListedEntries, read_entries
+from models_admin.remote.errors import InvalidModelId, MalformedResponse, ModelNotFound
 from models_admin.remote.transport import Transport
 from models_admin.remote.wire import read_model_list
 
@@ -65,17 +66,14 @@ class ModelsApi(Transport):
         response = self._request("GET", "/v1/models", params=params, raw=True)
         return read_model_list(response.content, status=response.status_code)
 
-    def list_model_entries(self) -> list[Any]:
-        """``GET /v1/models`` as sent: the ``data`` entries, not made into cards. For the
-        inventory sync, which reads only the fields it compares and makes cards
-        (``ModelCard.from_json``) of the models that changed.
+    def list_model_entries(self) -> ListedEntries:
+        """``GET /v1/models`` as the inventory sync reads it: of each entry only the
+        fields it compares (see ``entries``), the entry as sent on demand, for the cards
+        of the models that changed.
 
         Raises ModelsApiError (MalformedResponse when the body is not {"data": [...]})."""
-        body = self._request("GET", "/v1/models")
-        data = body.get("data", []) if isinstance(body, dict) else None
-        if not isinstance(data, list):
-            raise malformed("model list is not {'object': 'list', 'data': [...]}")
-        return data
+        response = self._request("GET", "/v1/models", raw=True)
+        return read_entries(response.content, status=response.status_code)
 
     def retrieve_model(self, model_id: str) -> ModelCard:
         """``GET /v1/models/{id}``; a card that breaks the contract comes back flagged

@@ -5,11 +5,8 @@ audit entries of its changes name."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -26,8 +23,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def _inventory_cache_key(api_key: str) -> str:
-    digest = hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()
-    return f"inventory:v4:{digest[:40]}"  # v4: cards are msgspec structs
+    return f"inventory:v4:{crypto.key_digest(api_key)[:40]}"  # v4: cards are msgspec structs
 
 
 @sensitive_variables("api_key")
