@@ -3,9 +3,8 @@ Cloudflare's 520-524, over real HTTP against the sandbox."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import httpx
+import msgspec
 import pytest
 
 from models_admin import remote
@@ -14,7 +13,7 @@ from tests.test_remote import KEY, FakeTime, first_fine_tuned, make_api
 
 
 def timeless(card: remote.ModelCard) -> remote.ModelCard:
-    return dataclasses.replace(card, created=0) if card.type == "base" else card
+    return msgspec.structs.replace(card, created=0) if card.type == "base" else card
 
 
 CLOUDFLARE = [520, 521, 522, 523, 524]
