@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from models_admin import access, crypto, remote
+from models_admin import access, crypto, memory, remote
 from models_admin.inventory import Inventory
 from models_admin.inventory import shared as inventories
 from models_admin.logging import register_secret
@@ -72,6 +72,7 @@ class UpstreamSession:
             read_at=timezone.now(),
         )
         inventories.set(self._cache_key, inventory, cards.raw)
+        memory.release_after(len(cards.raw))
         return inventory
 
     def cached_inventory(self) -> Inventory | None:
