@@ -5,7 +5,7 @@ they arrive, the joined body, the decoded entries) and frees most of it again at
 glibc keeps such freed memory in the process (its heap grows, and its threshold for
 returning large blocks rises with them), so a long-lived worker's resident memory grows
 by each peak it has had. ``malloc_trim`` hands the free pages back; it takes about a
-millisecond, so it runs only after a body of LARGE_BODY bytes or more. Elsewhere than
+millisecond or a few, so it runs only after a body of LARGE_BODY bytes or more. Elsewhere than
 glibc (musl, macOS) it does nothing.
 """
 
@@ -15,7 +15,7 @@ import ctypes
 import ctypes.util
 from typing import Any, Final
 
-LARGE_BODY: Final = 1 << 20
+LARGE_BODY: Final = 4 << 20  # a list of about 5,000 models
 
 
 def _libc() -> Any:
