@@ -19,6 +19,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Literal
 
+import msgspec
 from django.conf import settings
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
@@ -34,15 +35,16 @@ SORTS = ("name", "-name", "created", "-created", "id", "-id")
 SortKey = Literal["name", "-name", "created", "-created", "id", "-id"]
 
 
-class ModelRow:
-    """One row of the list: a card, and every other id that names the same model."""
+class ModelRow(msgspec.Struct, gc=False, eq=False):
+    """One row of the list: a card, and every other id that names the same model.
 
-    __slots__ = ("_haystack", "aliases", "card")
-    _haystack: str
+    A struct the garbage collector does not track (it holds a card, strings and a tuple
+    of strings: no cycle): building 10,000 rows on a list call then triggers no
+    collection of the worker's heap."""
 
-    def __init__(self, card: ModelCard, aliases: tuple[str, ...] = ()) -> None:
-        self.card = card
-        self.aliases = aliases
+    card: ModelCard
+    aliases: tuple[str, ...] = ()
+    _haystack: str | None = None
 
     @property
     def id(self) -> str:
@@ -51,13 +53,12 @@ class ModelRow:
     @property
     def haystack(self) -> str:
         """Lower-cased id, name, description and aliases, for search (made on first use)."""
-        try:
-            return self._haystack
-        except AttributeError:
+        text = self._haystack
+        if text is None:
             card = self.card
             text = " ".join(filter(None, (card.id, card.name, card.description, *self.aliases)))
-            self._haystack = text.lower()
-            return self._haystack
+            text = self._haystack = text.lower()
+        return text
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ModelRow):
@@ -68,12 +69,6 @@ class ModelRow:
 
     def __repr__(self) -> str:
         return f"ModelRow({self.card.id!r}, aliases={self.aliases!r})"
-
-    def __getstate__(self) -> tuple[ModelCard, tuple[str, ...]]:
-        return self.card, self.aliases
-
-    def __setstate__(self, state: tuple[ModelCard, tuple[str, ...]]) -> None:
-        self.card, self.aliases = state
 
 
 @dataclass(frozen=True)
