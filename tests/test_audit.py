@@ -133,7 +133,7 @@ class TestModelDelete:
     def test_a_timed_out_delete_is_settled_by_reading_the_model_back(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)
         # Mistral deletes, but every answer comes too late.
-        sandbox.state.faults.set(hang_s=0.7, hang_times=10, hang_after=True, match="DELETE")
+        sandbox.state.faults.set(hang_s=3, hang_times=10, hang_after=True, match="DELETE")
 
         response = delete(as_alice, ft["id"], **HTMX)
 

@@ -116,7 +116,7 @@ class TestNulBytesOnPostgres:
         self, as_alice, hostile, sandbox
     ):
         # Mistral archives, but every answer comes too late: the attempt stays unknown.
-        sandbox.state.faults.set(hang_s=0.7, hang_times=10, hang_after=True, match="archive")
+        sandbox.state.faults.set(hang_s=3, hang_times=10, hang_after=True, match="archive")
         as_alice.post(url("model_archive", hostile["id"]), headers=HTMX)
         sandbox.state.faults.clear()
 

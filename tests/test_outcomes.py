@@ -43,7 +43,7 @@ class TestReadBack:
     def test_a_rename_whose_answer_was_lost_is_confirmed(self, as_alice, sandbox):
         ft = fine_tuned(sandbox)
         # Mistral renames, but every answer to the PATCH comes too late.
-        sandbox.state.faults.set(hang_s=0.7, hang_times=10, hang_after=True, match="PATCH")
+        sandbox.state.faults.set(hang_s=3, hang_times=10, hang_after=True, match="PATCH")
 
         response = edit(as_alice, ft, name="renamed-in-the-dark", description=ft["description"])
 

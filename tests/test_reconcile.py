@@ -43,7 +43,7 @@ def lost(sandbox, *, happens: bool) -> None:
     """The next change's answer is lost (it happens or not), and so is the read-back."""
     sandbox.state.faults.clear()
     if happens:
-        sandbox.state.faults.set(hang_s=0.7, hang_times=100, hang_after=True, match=ONE_MODEL)
+        sandbox.state.faults.set(hang_s=3, hang_times=100, hang_after=True, match=ONE_MODEL)
     else:
         sandbox.state.faults.set(fail_status=502, fail_times=100, match=ONE_MODEL)
 

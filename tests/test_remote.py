@@ -192,7 +192,7 @@ class TestDeleteModel:
         """The first attempt deletes but its answer is lost (the sandbox answers too late,
         the client times out); the retry gets 404, so the model was deleted."""
         ft = first_fine_tuned(sandbox)
-        sandbox.state.faults.set(hang_s=1.0, hang_times=1, hang_after=True, match="DELETE")
+        sandbox.state.faults.set(hang_s=3, hang_times=1, hang_after=True, match="DELETE")
 
         result = api.delete_model(ft["id"])
 
@@ -495,7 +495,7 @@ class TestErrors:
         assert updated.name == "router" and updated.problems == ("classifier_targets",)
 
     def test_a_timeout_is_retried_then_reported(self, api, sandbox, fake_time):
-        sandbox.state.faults.set(hang_s=0.8, hang_times=10)
+        sandbox.state.faults.set(hang_s=3, hang_times=10)
 
         with pytest.raises(remote.ApiTimeout) as info:
             make_api(sandbox.url, fake_time, max_retries=1).list_models()
@@ -504,7 +504,7 @@ class TestErrors:
         assert len(fake_time.sleeps) == 1
 
     def test_a_timeout_then_success(self, api, sandbox, fake_time):
-        sandbox.state.faults.set(hang_s=0.8, hang_times=1)
+        sandbox.state.faults.set(hang_s=3, hang_times=1)
 
         assert api.list_models()
         assert len(fake_time.sleeps) == 1

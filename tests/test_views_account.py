@@ -329,7 +329,7 @@ class TestApiKeySave:
         ("fault", "says"),
         [
             ({"fail_status": 503, "fail_times": 10}, "Mistral is having trouble"),
-            ({"hang_s": 0.5, "hang_times": 10}, "did not answer in time"),
+            ({"hang_s": 3, "hang_times": 10}, "did not answer in time"),
         ],
     )
     def test_an_unreachable_api_offers_to_save_without_checking(

@@ -190,7 +190,7 @@ class TestModelList:
             ({"fail_status": 401, "fail_times": 2}, "Mistral rejected your API key"),
             ({"fail_status": 429, "fail_times": 10, "retry_after": "30"}, "Try again in 30 s"),
             ({"malformed_times": 2, "malformed_kind": "html"}, "could not read"),
-            ({"hang_s": 0.8, "hang_times": 10}, "did not answer in time"),
+            ({"hang_s": 3, "hang_times": 10}, "did not answer in time"),
         ],
     )
     def test_upstream_failures_are_messages(self, as_alice, sandbox, fault, says):
@@ -285,7 +285,7 @@ class TestModelDetail:
         assertContains(response, "does not exist", status_code=404)
 
     def test_a_timeout_is_a_message(self, as_alice, sandbox):
-        sandbox.state.faults.set(hang_s=0.8, hang_times=10)
+        sandbox.state.faults.set(hang_s=3, hang_times=10)
 
         response = as_alice.get(url("model_detail", fine_tuned(sandbox)["id"]))
 
@@ -521,7 +521,7 @@ class TestArchive:
         ("fault", "says"),
         [
             # Every call hangs, the read-back too: the outcome stays unknown.
-            ({"hang_s": 0.8, "hang_times": 10}, "did not answer in time"),
+            ({"hang_s": 3, "hang_times": 10}, "did not answer in time"),
             ({"fail_status": 503, "fail_times": 10, "match": "POST"}, "HTTP 503"),
             (
                 {"fail_status": 429, "fail_times": 10, "retry_after": "12", "match": "POST"},
