@@ -89,11 +89,15 @@ def assert_each_changed_once(job: BulkJob, sandbox, picked: list[str]) -> None:
     assert archives == Counter(f"/v1/fine_tuning/models/{i}/archive" for i in picked)
     assert all(sandbox.state.workspace(ALICE_KEY).get(i)["archived"] for i in picked)
     assert set(job.items.values_list("status", flat=True)) == {BulkItem.Status.SUCCEEDED}
+    # Each model archived once on the record too. A killed worker may have written an
+    # attempt whose call it never sent: the takeover settles it (not succeeded) before
+    # sending again, so the log says exactly what Mistral saw.
     attempts = AuditEntry.objects.filter(kind=Kind.ATTEMPT, action=Action.MODEL_ARCHIVE)
-    assert sorted(attempts.values_list("target_id", flat=True)) == sorted(picked)
-    for attempt in attempts:
-        assert attempt.outcomes.count() == 1, attempt
-        assert attempt.outcomes.get().outcome == Outcome.SUCCEEDED
+    verdicts = [(a.target_id, a.outcomes.get()) for a in attempts]  # one outcome each
+    succeeded = sorted(target for target, o in verdicts if o.outcome == Outcome.SUCCEEDED)
+    settled = [(t, o.outcome, o.message) for t, o in verdicts if o.outcome != Outcome.SUCCEEDED]
+    assert succeeded == sorted(picked), settled
+    assert all(target in picked for target, *_ in settled)
     assert audit_chain.verify_chain().ok
 
 
@@ -125,7 +129,7 @@ class TestWorkerKilled:
 
         assert_each_changed_once(job, sandbox, picked)
         taken_over = job.items.filter(tries=2)
-        assert taken_over.count() == 8
+        assert taken_over.count() >= 8  # the 8 in flight (and any it had claimed, unsent)
         assert all("read back" in item.message for item in taken_over)
         assert "running" in output
 
