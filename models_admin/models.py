@@ -216,6 +216,8 @@ class AuditEntry(models.Model):
             models.Index(fields=["target_id", "-seq"], name="audit_target_seq"),
             models.Index(fields=["actor_username", "-seq"], name="audit_actor_seq"),
             models.Index(fields=["kind", "-seq"], name="audit_kind_seq"),
+            # The inventory sync's query of the last hour's attempts (dashboard_changes).
+            models.Index(fields=["kind", "created_at"], name="audit_kind_created"),
         ]
 
     def __str__(self) -> str:

@@ -82,15 +82,20 @@ def dashboard_changes(
         AuditEntry.objects.filter(
             kind=Kind.ATTEMPT,
             action__in=MODEL_ACTIONS,
-            seq__lte=finished_seq,
             created_at__gte=started_at - IN_FLIGHT,
         )
         .exclude(Exists(settled_before))
         .exclude(Exists(refused))
-        .values_list("target_id", "action", "changes")
+        .order_by()
+        .values_list("seq", "target_id", "action", "changes")
     )
     asked: dict[str, Asked] = {}
-    for target_id, action, changes in attempts.iterator(chunk_size=BATCH):
+    # Unordered, and ``seq <= finished_seq`` checked here rather than in SQL: an order or
+    # a range on seq would lead SQLite through the (kind, seq) index, every attempt in
+    # the log, where (kind, created_at) reads only the last hour's.
+    for seq, target_id, action, changes in attempts.iterator(chunk_size=BATCH):
+        if seq > finished_seq:
+            continue
         item = asked.setdefault(target_id, Asked())
         if action == Action.MODEL_DELETE:
             item.deleted = True
