@@ -103,7 +103,8 @@ def _slug(value: str) -> str:
     return slugify(value)
 
 
-def _type_label(card: ModelCard) -> str:
+def type_label(card: ModelCard) -> str:
+    """The type as the list and the model page say it (also the ``type_label`` filter)."""
     if card.is_fine_tuned:
         return "Fine-tuned"
     if card.is_base:
@@ -142,7 +143,7 @@ def render_row(row: ModelRow, context: Context) -> str:
     archived = getattr(card, "archived", False)
     out.append(
         f'\n  </td>\n  <td class="col-type">\n    <span class="badge type-{_slug(card.type)}">'
-        f"{escape(_type_label(card))}</span>\n    "
+        f"{escape(type_label(card))}</span>\n    "
     )
     if archived:
         out.append('<span class="badge archived">Archived</span>')

@@ -33,13 +33,7 @@ def role_label(value: str) -> str:
     return Role(value).label if value in Role.values else value
 
 
-@register.filter
-def type_label(card: ModelCard) -> str:
-    if card.is_fine_tuned:
-        return "Fine-tuned"
-    if card.is_base:
-        return "Base"
-    return card.type
+type_label = register.filter("type_label", row_markup.type_label)
 
 
 @register.filter
