@@ -229,10 +229,10 @@ class TestListAndKey:
 
         page.get_by_role("link", name="Clear the filters").click()
 
-        expect(page.get_by_label("Search")).to_have_value("")
+        expect(page.get_by_role("searchbox", name="Search")).to_have_value("")
         expect(page.locator("tr[data-model-id]").first).to_be_visible()
         # The next filter change does not bring the old text back.
-        page.get_by_label("Type").select_option("fine-tuned")
+        page.get_by_label("Type", exact=True).select_option("fine-tuned")
         expect(page).to_have_url(re.compile(r"type=fine-tuned"))
         expect(page.locator("tr[data-model-id]").first).to_be_visible()
         assert "q=nothing" not in page.url
@@ -314,7 +314,7 @@ class TestBulk:
         press(page, dialog.get_by_role("link", name="Back to the models"))
         expect(dialog).to_be_hidden()
         assert "type=fine-tuned" in page.url
-        expect(page.get_by_label("Type")).to_have_value("fine-tuned")
+        expect(page.get_by_label("Type", exact=True)).to_have_value("fine-tuned")
         expect(page.locator("#model-count")).to_be_focused()
 
     def test_without_javascript_cancel_and_close_lead_back_to_the_filtered_list(
