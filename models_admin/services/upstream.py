@@ -72,7 +72,9 @@ class UpstreamSession:
             read_at=timezone.now(),
         )
         inventories.set(self._cache_key, inventory, cards.raw)
-        memory.release_after(len(cards.raw))
+        size = len(cards.raw)
+        del cards  # the body and the list: freed before their memory is handed back
+        memory.release_after(size)
         return inventory
 
     def cached_inventory(self) -> Inventory | None:
