@@ -30,6 +30,7 @@ from models_admin.oidc import (
     refused,
 )
 
+# The logger of models_admin.oidc, as before the split: logging settings and alerts name it.
 logger = logging.getLogger("models_admin.oidc")
 
 DISCOVERY_SECONDS = 3600
