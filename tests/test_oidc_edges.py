@@ -1,16 +1,20 @@
 """Sign-in through the provider at its edges (``oidc.py``): a groups claim that is one
 string or not a list, usernames the dashboard can't use, a discovery document that
-names another issuer."""
+names another issuer; and the provider's side, loaded only by a process that uses it."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.conf import settings as project_settings
 from django.contrib.auth.models import User
 from pytest_django.asserts import assertContains, assertTemplateUsed
 
@@ -118,3 +122,32 @@ class TestDiscovery:
         assert response.status_code == 502
         assertContains(response, "did not answer", status_code=502)
         assert "discovery lacks an authorization, token or JWKS endpoint" in caplog.text
+
+
+class TestProviderSideLoadedWhenUsed:
+    # Run in a fresh Python: this process has imported everything already.
+    CODE = (
+        "import sys, django; django.setup(); from django.urls import resolve; "
+        "resolve('/oidc/callback/'); resolve('/accounts/login/'); "
+        "from models_admin import oidc; "
+        "print(sorted(m for m in ('jwt', 'requests', 'mozilla_django_oidc', "
+        "'models_admin.oidc_flow') if m in sys.modules)); "
+        "oidc.ProviderBackend; print('jwt' in sys.modules)"
+    )
+
+    def test_a_process_without_single_sign_on_does_not_load_it(self):
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("OIDC_")}
+        environment["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+
+        result = subprocess.run(  # noqa: S603 (our own interpreter and code)
+            [sys.executable, "-c", self.CODE],
+            cwd=project_settings.BASE_DIR,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split("\n")[:2] == ["[]", "True"]

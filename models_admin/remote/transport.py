@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import httpx
 from django.conf import settings
@@ -176,6 +176,32 @@ class RateGate:
         return True
 
 
+class RawAnswer(NamedTuple):
+    """A 2xx answer for a reader of its own: its status and its body."""
+
+    status_code: int
+    content: bytes
+
+
+def _exchange(
+    method: str, url: str, *, body_apart: bool, **kwargs: Any
+) -> tuple[httpx.Response, bytes]:
+    """One request through the pool and its whole answer, read as ``Client.request``
+    reads it (errors while reading the body included). With ``body_apart`` a 2xx body
+    is returned without being kept on the response: an httpx Response and its stream
+    refer to each other, so a response lives until the garbage collector runs, and a
+    list body (8 MB at 10,000 models) kept on it would outlive the request, too late
+    for memory.release_after to hand it back."""
+    pool = http_pool()
+    response = pool.send(pool.build_request(method, url, **kwargs), stream=True)
+    try:
+        if body_apart and response.is_success:
+            return response, b"".join(response.iter_bytes())
+        return response, response.read()
+    finally:
+        response.close()
+
+
 class Transport:
     """Authenticated requests with retries to one base URL, for one API key."""
 
@@ -217,7 +243,7 @@ class Transport:
         raw: bool = False,
     ) -> Any:
         """One call with retries. Returns the decoded JSON body of a 2xx answer (with
-        ``raw``, the answer itself, for a reader of its own); raises a ModelsApiError whose ``ambiguous`` says whether any attempt may have
+        ``raw``, a RawAnswer: its status and body, for a reader of its own); raises a ModelsApiError whose ``ambiguous`` says whether any attempt may have
         been carried out without us learning it."""
         policy = self.retry
         started = policy.clock()
@@ -234,13 +260,14 @@ class Transport:
             error: ModelsApiError
             retry_after: float | None = None
             try:
-                response = http_pool().request(
+                response, body = _exchange(
                     method,
                     url,
                     params=params,
                     json=json if method in {"PATCH", "POST", "PUT"} and json is not None else None,
                     headers=self._auth,
                     timeout=self.timeout,
+                    body_apart=raw,
                 )
             except httpx.TimeoutException as exc:
                 ambiguous = ambiguous or not isinstance(exc, httpx.ConnectTimeout)
@@ -253,7 +280,7 @@ class Transport:
             else:
                 if response.is_success:
                     if raw:
-                        return response
+                        return RawAnswer(response.status_code, body)
                     return read_json(response, what=f"{method} {path}")
                 error = error_for(response)
                 cause = error
