@@ -400,12 +400,14 @@ class TestHostileCards:
         hostile = "nul\x00 and ünïcode"
         added = upstream(sandbox, "POST", "/_sandbox/models", json={"name": "hostile"})
         workspace = sandbox.state.workspace(ALICE_KEY)
-        workspace.put({**added, "name": hostile})
+        workspace.put({**added, "name": hostile, "description": f"described: {hostile}"})
         no_id = {k: v for k, v in added.items() if k != "id"}
         workspace.put_without_id({**no_id, "name": "no id"})  # can't be told apart: left out
         run_sync()
         (entry,) = outside()
         assert entry.target_name == "nul\ufffd and ünïcode"
-        run_sync()  # the stored name equals the listed one once cleaned: no rename
+        snapshot = ModelSnapshot.objects.get(model_id=added["id"])
+        assert snapshot.description == "described: nul\ufffd and ünïcode"
+        run_sync()  # the stored fields equal the listed ones once cleaned: no change
         assert len(outside()) == 1
         assert_chain_ok()
