@@ -15,7 +15,9 @@ SDK3_STAMP := $(SDK3_VENV)/.installed-$(shell cksum $(SDK3_LOCK) | cut -d' ' -f1
 # uv installs the locks (pip bootstraps it, at the version the dev lock pins).
 UV_PIN := $(shell grep '^uv==' $(LOCK))
 UV := $(VENV)/bin/uv
-# pytest: WORKERS is pytest-xdist's -n (auto: one per core; 0: no workers, one process),
+# pytest: WORKERS is pytest-xdist's -n (auto: one per core; 0: no workers, one process;
+# "worksteal": an idle worker takes tests queued for a busy one, so a slow test near the
+# end leaves no core idle),
 # COVERAGE the coverage options (empty: none), PYTEST_ARGS anything else, e.g.
 #   make pytest WORKERS=0 COVERAGE= PYTEST_ARGS='tests/test_remote.py -k timeout'
 WORKERS ?= auto
@@ -69,7 +71,7 @@ $(NODE_MODULES): tests/browser/package-lock.json
 	@touch $@
 
 pytest: venv $(NODE_MODULES)
-	$(VENV)/bin/pytest -n $(WORKERS) $(COVERAGE) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(WORKERS) --dist worksteal $(COVERAGE) $(PYTEST_ARGS)
 
 # SDK_LOCK tells the tests which lock's mistralai they must find installed.
 test-sdk3: venv-sdk3
