@@ -15,12 +15,12 @@ SDK3_STAMP := $(SDK3_VENV)/.installed-$(shell cksum $(SDK3_LOCK) | cut -d' ' -f1
 # uv installs the locks (pip bootstraps it, at the version the dev lock pins).
 UV_PIN := $(shell grep '^uv==' $(LOCK))
 UV := $(VENV)/bin/uv
-# pytest: WORKERS is pytest-xdist's -n (auto: one per core; 0: no workers, one process;
-# "worksteal": an idle worker takes tests queued for a busy one, so a slow test near the
-# end leaves no core idle),
+# pytest: WORKERS is pytest-xdist's -n (auto: one per core; 0: no workers, one process),
 # COVERAGE the coverage options (empty: none), PYTEST_ARGS anything else, e.g.
 #   make pytest WORKERS=0 COVERAGE= PYTEST_ARGS='tests/test_remote.py -k timeout'
 WORKERS ?= auto
+# xdist schedules with "worksteal": an idle worker takes tests queued for a busy one, so a
+# slow test near the end of a worker's share leaves no core idle.
 COVERAGE ?= --cov --cov-report=term
 PYTEST_ARGS ?=
 DEMO_ENV := DJANGO_DEBUG=true
