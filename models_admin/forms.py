@@ -14,7 +14,7 @@ from models_admin.inventory import SORTS, Inventory, ModelQuery
 from models_admin.models import AuditEntry, BulkJob
 from models_admin.remote import ApiAuthFailed, ApiRejected, ModelsApiError
 from models_admin.roles import Role
-from models_admin.templatetags.models_admin_tags import capability_label
+from models_admin.rows import capability_label
 
 if TYPE_CHECKING:
     from models_admin.services import EditConflict

@@ -23,6 +23,7 @@ from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.text import slugify
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]
 
+from models_admin import fragments
 from models_admin.inventory import ModelRow
 from models_admin.remote import ModelCard
 
@@ -218,8 +219,4 @@ def _row_next(context: Context) -> str:
     if value:
         return str(value)
     request = context.get("request")
-    if request is None:
-        return ""
-    htmx = getattr(request, "htmx", None)
-    current = getattr(htmx, "current_url_abs_path", None) if htmx is not None else None
-    return str(current or request.get_full_path())
+    return fragments.row_next(request) if request is not None else ""

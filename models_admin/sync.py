@@ -76,25 +76,18 @@ def _fine_tuned(listed: remote.ListedEntries) -> tuple[dict[str, Listed], set[st
     unreadable: set[str] = set()
     for index, entry in enumerate(listed.entries):
         raw_id = entry.id
-        if entry.type != "fine-tuned" or raw_id.__class__ is not str or not raw_id:
+        if entry.type != "fine-tuned" or not isinstance(raw_id, str) or not raw_id:
             continue
-        # clean_text's fast path (ASCII, no NUL, short) inline: this loop runs once per
-        # listed model, and nearly every value takes it.
-        plain_id = raw_id.isascii() and "\x00" not in raw_id and len(raw_id) <= 300
-        model_id = raw_id if plain_id else clean_text(raw_id, 300)
+        model_id = clean_text(raw_id, 300) or ""
         name, description, archived = entry.name, entry.description, entry.archived
         if (
-            archived.__class__ is not bool
-            or not (name is None or name.__class__ is str)
-            or not (description is None or description.__class__ is str)
+            not isinstance(archived, bool)
+            or not (name is None or isinstance(name, str))
+            or not (description is None or isinstance(description, str))
         ):
-            unreadable.add(model_id or "")
+            unreadable.add(model_id)
             continue
-        if name is not None and not (name.isascii() and "\x00" not in name):
-            name = clean_text(name)
-        if description is not None and not (description.isascii() and "\x00" not in description):
-            description = clean_text(description)
-        seen[model_id or ""] = (name, description, archived, index)
+        seen[model_id] = (clean_text(name), clean_text(description), archived, index)
     return seen, unreadable
 
 

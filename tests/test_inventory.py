@@ -14,8 +14,8 @@ from django.urls import reverse
 from models_admin import remote
 from models_admin.inventory import Inventory, ModelQuery, SharedInventories, matching
 from models_admin.remote import ModelCard
+from models_admin.rows import model_url
 from models_admin.sandbox import seed
-from models_admin.templatetags.models_admin_tags import model_url
 
 
 def load_fixture_cards() -> list[ModelCard]:

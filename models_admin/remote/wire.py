@@ -99,9 +99,7 @@ class _Capabilities:
         return found
 
 
-def _deprecation(value: str | None) -> datetime | None:
-    if value is None:
-        return None
+def _deprecation(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

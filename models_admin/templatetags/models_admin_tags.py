@@ -23,8 +23,6 @@ register.tag("shared_fragment", fragments.shared_fragment)
 
 register.simple_tag(row_markup.model_url, name="model_url")
 register.filter("capability_label", row_markup.capability_label)
-capability_label = row_markup.capability_label
-model_url = row_markup.model_url
 
 
 @register.filter
@@ -63,7 +61,7 @@ def _field_row(name: str, value: Any) -> tuple[str, Any, str]:
     if value is None:
         return name, None, "none"
     if isinstance(value, Capabilities):
-        return name, [capability_label(flag) for flag in value.ordered], "list"
+        return name, [row_markup.capability_label(flag) for flag in value.ordered], "list"
     if isinstance(value, tuple):
         return name, list(value), "list"
     if isinstance(value, bool):
