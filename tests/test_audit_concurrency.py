@@ -84,7 +84,9 @@ class TestGunicornWorkers:
             for c in sandbox.state.workspace(ALICE_KEY).models.values()
             if c["type"] == "fine-tuned"
         ][:24]
-        with httpx.Client(base_url=gunicorn, cookies=cookies) as http:
+        # 12 requests queue for 4 workers: httpx's 5 s default is too short a wait on a
+        # busy machine (it is a limit, not a measurement: every request must answer).
+        with httpx.Client(base_url=gunicorn, cookies=cookies, timeout=60) as http:
             page = http.get(f"/models/{models[0]}/delete/")
             token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
             csrf = {"csrfmiddlewaretoken": token}
