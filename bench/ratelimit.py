@@ -15,7 +15,7 @@ from typing import Any
 
 from django.test import override_settings
 
-from bench.bulkjob import prepare_archive, start_and_finish, worker
+from bench.bulkjob import prepare_archive, start_and_finish, wait_until_idle, worker
 from bench.common import BenchError, Metric, upstream_calls
 from bench.environment import Environment, _team_admin
 from bench.upstream import _fine_tuned_ids
@@ -33,6 +33,7 @@ def _one_job(env: Environment, server: Any, user: Any, ids: list[str], rate: int
     client = env.client(user)
     server.state.faults.clear()
     job = prepare_archive(client, user, ids)
+    wait_until_idle(timeout=TIMEOUT_S)
     server.state.faults.set(rate_limit=rate)
     with upstream_calls(server) as calls:
         elapsed = start_and_finish(client, job, timeout=TIMEOUT_S)

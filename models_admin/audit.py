@@ -32,15 +32,16 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 import msgspec
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db import DataError, transaction
+from django.db import DataError
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from models_admin import remote, roles, storable
-from models_admin.audit_hash import GENESIS, HASH_VERSION, canonical, entry_hash, hash_values
+from models_admin.audit_append import insert, insert_many
+from models_admin.audit_hash import HASH_VERSION, canonical
 from models_admin.http import client_ip
-from models_admin.models import ApiCredential, AuditChainHead, AuditEntry, ModelSnapshot
+from models_admin.models import ApiCredential, AuditEntry, ModelSnapshot
 
 if TYPE_CHECKING:
     from models_admin.http import AuthedRequest
@@ -99,21 +100,6 @@ def card_snapshot(card: remote.ModelCard) -> dict[str, Any]:
         snapshot[f.name] = value
     normalised: dict[str, Any] = json.loads(canonical(snapshot))
     return normalised
-
-
-def lock_head() -> AuditChainHead:
-    """The chain's head row, locked until the caller's transaction ends: no entry is
-    appended meanwhile (appends, the inventory sync's comparison)."""
-    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:
-        # A fresh (or flushed) database: continue from whatever the log holds.
-        last = AuditEntry.objects.order_by("-seq").values("seq", "hash").first()
-        AuditChainHead.objects.get_or_create(
-            pk=1,
-            defaults={"seq": last["seq"] if last else 0, "hash": last["hash"] if last else GENESIS},
-        )
-        head = AuditChainHead.objects.select_for_update().get(pk=1)
-    return head
 
 
 def _make_storable(entry: AuditEntry, *, escape: bool = False) -> None:
@@ -196,12 +182,12 @@ def _appending(make: Callable[P, AuditEntry]) -> Callable[P, AuditEntry]:
     def append(*args: P.args, **kwargs: P.kwargs) -> AuditEntry:
         entry = make(*args, **kwargs)
         try:
-            return _insert(entry)
+            return insert(entry)
         except DataError:
             # A value the database refused for a reason storable.text did not foresee:
             # the entry is still written, with every string escaped to ASCII.
             _make_storable(entry, escape=True)
-            return _insert(entry)
+            return insert(entry)
 
     return append
 
@@ -215,38 +201,11 @@ def append_many(entries: list[AuditEntry]) -> list[AuditEntry]:
     if not entries:
         return entries
     try:
-        return _insert_many(entries)
+        return insert_many(entries)
     except DataError:
         for entry in entries:
             _make_storable(entry, escape=True)
-        return _insert_many(entries)
-
-
-def _insert_many(entries: list[AuditEntry]) -> list[AuditEntry]:
-    with transaction.atomic():
-        head = lock_head()
-        now = timezone.now()
-        seq, prev = head.seq, head.hash
-        for entry in entries:
-            seq += 1
-            entry.seq, entry.prev_hash, entry.created_at = seq, prev, now
-            entry.hash = prev = entry_hash(hash_values(entry, None))
-        AuditEntry.objects.bulk_create(entries, batch_size=500)
-        head.seq, head.hash = seq, prev
-        head.save(update_fields=["seq", "hash"])
-    return entries
-
-
-def _insert(entry: AuditEntry) -> AuditEntry:
-    """Link the entry to the chain head, hash it and save it, in one transaction."""
-    with transaction.atomic():
-        head = lock_head()
-        entry.seq, entry.prev_hash, entry.created_at = head.seq + 1, head.hash, timezone.now()
-        entry.hash = entry_hash(hash_values(entry, entry.attempt.seq if entry.attempt else None))
-        entry.save()
-        head.seq, head.hash = entry.seq, entry.hash
-        head.save(update_fields=["seq", "hash"])
-    return entry
+        return insert_many(entries)
 
 
 def event(

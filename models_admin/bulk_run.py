@@ -16,7 +16,8 @@ back (reconcile.settle gives each of its unresolved audit attempts its one outco
 and the change is sent again only if the model shows it did not happen. A rate-limited
 item waits in ``retrying`` until its ``retry_at``; a 429 fails it only once
 BULK_ITEM_DEADLINE_SECONDS have passed since it was first tried. On SIGTERM
-(``STOPPING``) threads finish their item and claim no more; tasks.py hands the rest of the job to the queue.
+(``STOPPING``) threads finish their item and claim no more; tasks.py hands the rest
+of the job to the queue. Claims are bulk_claim.py's.
 """
 
 from __future__ import annotations
@@ -26,21 +27,21 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db import close_old_connections, connection, connections, transaction
-from django.db.models import Min, Q, QuerySet
+from django.db import close_old_connections, connections, transaction
+from django.db.models import Min, QuerySet
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
-from models_admin import audit, bulk_pace, reconcile, remote, roles, services, storable
+from models_admin import audit, bulk_pace, reconcile, remote, roles, services
 from models_admin.audit import Action, Actor
+from models_admin.bulk_claim import Result, claim, claimable, lease, record
 from models_admin.models import AuditEntry, BulkItem, BulkJob
 
 logger = logging.getLogger(__name__)
@@ -65,109 +66,6 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{get_random_string(6)}"
 
 
-def _lease() -> timedelta:
-    return timedelta(seconds=settings.BULK_LEASE_SECONDS)
-
-
-_ITEMS, _JOBS = (connection.ops.quote_name(m._meta.db_table) for m in (BulkItem, BulkJob))
-
-
-def claimable(now: datetime) -> Q:
-    """Items a worker may claim: waiting, due for a retry, or held by a dead worker
-    (what _claim's SQL selects)."""
-    return (
-        Q(status=BulkItem.Status.PENDING)
-        | Q(status=BulkItem.Status.RETRYING, retry_at__lte=now)
-        | Q(status=BulkItem.Status.RUNNING, lease_until__lte=now)
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Result:
-    item: BulkItem
-    status: str
-    message: str = ""
-    retry_at: datetime | None = None
-
-
-def _record(result: _Result, worker: str) -> None:
-    """Save an item's result, if this worker still holds it."""
-    at = BulkItem._meta.get_field("retry_at").get_db_prep_value
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_ITEMS} SET status = %s, message = %s, lease_until = NULL, retry_at = %s "  # noqa: S608
-            "WHERE id = %s AND worker = %s AND status = %s",
-            [
-                result.status,
-                storable.text(result.message, 1000),
-                at(result.retry_at, connection),
-                result.item.pk,
-                worker,
-                BulkItem.Status.RUNNING,
-            ],
-        )
-        held = cursor.rowcount
-    if not held:
-        logger.warning(
-            "Bulk item %s: its lease was lost before its result was saved", result.item.pk
-        )
-
-
-def _claim(job_id: Any, worker: str, done: _Result | None = None) -> tuple[BulkItem, bool] | None:
-    """Record the item just done (``done``), then lease the job's next claimable item,
-    unless BULK_CONCURRENCY items of it are leased already; one transaction for both.
-    Also says whether the item is a takeover (its lease had expired).
-
-    The job's row is locked (FOR UPDATE; SQLite's IMMEDIATE transactions serialise
-    anyway), so concurrent claims of one job, from any worker, count leases one at a
-    time. Plain SQL: this runs once per item, on the path the bulk benchmark times."""
-    now = timezone.now()
-    job = BulkJob._meta.pk.get_db_prep_value(job_id, connection)
-    at = BulkItem._meta.get_field("lease_until").get_db_prep_value
-    now_at, until = at(now, connection), at(now + _lease(), connection)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    S = BulkItem.Status
-    with transaction.atomic(), connection.cursor() as cursor:
-        if done is not None:
-            _record(done, worker)
-        job_row = f"SELECT 1 FROM {_JOBS} WHERE id = %s AND state = %s{lock}"  # noqa: S608
-        cursor.execute(job_row, [job, "running"])
-        if cursor.fetchone() is None:
-            return None
-        cursor.execute(
-            f"SELECT COUNT(*) FROM {_ITEMS} WHERE job_id = %s AND status = %s AND lease_until > %s",  # noqa: S608
-            [job, S.RUNNING, now_at],
-        )
-        if cursor.fetchone()[0] >= settings.BULK_CONCURRENCY:
-            return None
-        cursor.execute(
-            f"SELECT id, status, position, model_id, model_name, tries FROM {_ITEMS} "  # noqa: S608
-            "WHERE job_id = %s AND (status = %s OR (status = %s AND retry_at <= %s) "
-            "OR (status = %s AND lease_until <= %s)) ORDER BY position LIMIT 1",
-            [job, S.PENDING, S.RETRYING, now_at, S.RUNNING, now_at],
-        )
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        cursor.execute(
-            f"UPDATE {_ITEMS} SET status = %s, worker = %s, lease_until = %s, tries = tries + 1 WHERE id = %s",  # noqa: S608
-            [S.RUNNING, worker, until, row[0]],
-        )
-    pk, status, position, model_id, model_name, tries = row
-    item = BulkItem(
-        pk=pk,
-        job_id=job_id,
-        position=position,
-        model_id=model_id,
-        model_name=model_name,
-        status=S.RUNNING,
-        worker=worker,
-        lease_until=now + _lease(),
-        tries=tries + 1,
-    )
-    return item, status == S.RUNNING
-
-
 def renew_leases(worker: str) -> int:
     """Extend the leases of the items this process's threads are working on (and mark
     their jobs as worked on). An item whose thread failed is no longer renewed, so it
@@ -176,7 +74,7 @@ def renew_leases(worker: str) -> int:
     held = BulkItem.objects.filter(
         pk__in=list(IN_HAND), worker=worker, status=BulkItem.Status.RUNNING
     )
-    renewed = held.update(lease_until=now + _lease())
+    renewed = held.update(lease_until=now + lease())
     if renewed:
         jobs = held.values_list("job_id", flat=True)
         BulkJob.objects.filter(pk__in=list(jobs)).update(heartbeat_at=now)
@@ -248,28 +146,28 @@ class _JobRun:
         self.session = _session(job, user, self.pace)
         self.finished = threading.Event()
 
-    def _slot(self, done: _Result | None) -> _Result | None:
+    def _slot(self, done: Result | None) -> Result | None:
         """Wait for a slot under the job's concurrency in this worker (the item just
         done is recorded meanwhile, if that takes a while); returns what is left to record."""
         if self.pace.acquire(timeout=0):
             return done
         if done is not None:
             with transaction.atomic():
-                _record(done, self.worker)
+                record(done, self.worker)
             IN_HAND.discard(done.item.pk)
         while not (self.pace.acquire(timeout=0.5) or STOPPING.is_set() or self.finished.is_set()):
             pass
         return None
 
     def loop(self) -> None:
-        done: _Result | None = None
+        done: Result | None = None
         try:
             while not STOPPING.is_set():
                 done = self._slot(done)
                 if STOPPING.is_set() or self.finished.is_set():
                     break  # (a slot taken meanwhile is left: this share is over)
                 try:
-                    claimed = _claim(self.job.pk, self.worker, done)
+                    claimed = claim(self.job.pk, self.worker, done)
                     if done is not None:
                         IN_HAND.discard(done.item.pk)
                     done = None
@@ -288,7 +186,7 @@ class _JobRun:
                     return
                 self.finished.wait(wait)
             if done is not None:
-                _record(done, self.worker)
+                record(done, self.worker)
         except Exception:
             logger.exception("Bulk job %s: a runner thread stopped", self.job.pk)
         finally:
@@ -296,7 +194,7 @@ class _JobRun:
                 IN_HAND.discard(done.item.pk)
             connections.close_all()  # this thread's own connection
 
-    def run_item(self, item: BulkItem, taken_over: bool) -> _Result:
+    def run_item(self, item: BulkItem, taken_over: bool) -> Result:
         """Run one claimed item; its result is recorded with the next claim."""
         if taken_over and (settled := self._settled(item)) is not None:
             return settled
@@ -325,9 +223,9 @@ class _JobRun:
             logger.exception("Bulk job %s: item %s failed unexpectedly", self.job.pk, item.model_id)
             status, message = BulkItem.Status.FAILED, "Unexpected error; see the server log."
             close_old_connections()  # a broken connection is replaced for the next item
-        return _Result(item, status, message, retry_at)
+        return Result(item, status, message, retry_at)
 
-    def _rate_limited(self, item: BulkItem, exc: remote.ApiRateLimited) -> _Result:
+    def _rate_limited(self, item: BulkItem, exc: remote.ApiRateLimited) -> Result:
         """Mistral kept saying "too many requests": the item waits and is tried again,
         until its deadline (BULK_ITEM_DEADLINE_SECONDS after its first try)."""
         now = timezone.now()
@@ -340,12 +238,12 @@ class _JobRun:
                 f"{settings.BULK_ITEM_DEADLINE_SECONDS / 60:g} minutes after its first try: "
                 "not done. Retry it later."
             )
-            return _Result(item, BulkItem.Status.FAILED, message)
+            return Result(item, BulkItem.Status.FAILED, message)
         retry_at = min(retry_at, deadline)
         message = f"Rate-limited by Mistral: retrying at {retry_at:%H:%M:%S} UTC."
-        return _Result(item, BulkItem.Status.RETRYING, message, retry_at)
+        return Result(item, BulkItem.Status.RETRYING, message, retry_at)
 
-    def _settled(self, item: BulkItem) -> _Result | None:
+    def _settled(self, item: BulkItem) -> Result | None:
         """The item's worker died holding it. Read the model back: its unresolved
         attempts get their outcome, and if the change is there, the item is done
         without sending it again. None when it must still be sent."""
@@ -355,7 +253,7 @@ class _JobRun:
             card = self.session.read_back(item.model_id)
         except remote.ModelsApiError as exc:
             message = f"Its worker stopped mid-call and Mistral could not be asked what happened ({exc.message}); see the audit log."
-            return _Result(item, BulkItem.Status.FAILED, message)
+            return Result(item, BulkItem.Status.FAILED, message)
         for attempt in self._unresolved_attempts(item):
             reconcile.settle(
                 attempt, card, credential=self.session.credential, system=TAKEOVER_ACTOR
@@ -368,7 +266,7 @@ class _JobRun:
         if not done:
             return None
         message = "Done before its worker stopped (read back from Mistral)."
-        return _Result(item, BulkItem.Status.SUCCEEDED, message)
+        return Result(item, BulkItem.Status.SUCCEEDED, message)
 
     def _attempts(self, item: BulkItem) -> QuerySet[AuditEntry]:
         """The item's audited attempts in this job."""

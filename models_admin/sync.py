@@ -41,7 +41,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from models_admin import audit, crypto, remote, sync_entries
+from models_admin import audit, audit_append, crypto, remote, sync_entries
 from models_admin.logging import register_secret
 from models_admin.models import (
     ApiCredential,
@@ -175,7 +175,7 @@ def sync_key(credential: ApiCredential, api_key: str) -> KeyResult:
         finished_at,
     )
     with transaction.atomic():
-        audit.lock_head()  # one comparison at a time, and no append in between
+        audit_append.lock_head()  # one comparison at a time, and no append in between
         _compare(listing, finished_seq, result)
     return result
 

@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertTemplateUsed
 
-from models_admin import audit, audit_chain, bulk, bulk_run, roles, tasks
+from models_admin import audit, audit_chain, bulk, bulk_claim, bulk_run, roles, tasks
 from models_admin.audit import Action, Kind, Outcome
 from models_admin.models import AuditEntry, BulkItem, BulkJob
 from tests.conftest import ALICE_KEY, BOB_KEY, make_user
@@ -479,7 +479,7 @@ class TestTakeover:
         job, _ = self.died_holding(as_alice, sandbox, 1)
         job.items.update(worker="live-worker", lease_until=timezone.now() + timedelta(minutes=1))
 
-        assert bulk_run._claim(job.pk, "another-worker") is None
+        assert bulk_claim.claim(job.pk, "another-worker") is None
         assert bulk_run.jobs_needing_a_worker() == []
 
     def test_a_job_that_lost_its_task_is_queued_again(self, as_alice, sandbox, worker):
@@ -501,14 +501,14 @@ class TestProgress:
         sandbox.state.faults.set(fail_status=429, fail_times=1, retry_after="30", match="POST")
         share = bulk_run._JobRun(job, job.created_by, "this-test")
 
-        bulk_run._record(share.run_item(*bulk_run._claim(job.pk, "this-test")), "this-test")
+        bulk_claim.record(share.run_item(*bulk_claim.claim(job.pk, "this-test")), "this-test")
 
         item = job.items.get()
         progress = bulk.bulk_job_progress(job)
         assert item.status == BulkItem.Status.RETRYING
         assert progress.retrying == 1 and progress.retry_at == item.retry_at
         assert f"retrying at {item.retry_at:%H:%M:%S} UTC" in item.message
-        assert bulk_run._claim(job.pk, "this-test") is None  # not before its time
+        assert bulk_claim.claim(job.pk, "this-test") is None  # not before its time
 
     def test_a_job_no_worker_has_touched_for_a_lease_waits_for_one(self, as_alice, sandbox):
         prepare(as_alice, "archive", [fine_tuned_cards(sandbox)[0]["id"]])

@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from models_admin import bulk_run, roles
+from models_admin import bulk_claim, bulk_run, roles
 from models_admin.bulk_pace import Aimd, Pace
 from models_admin.models import AuditEntry, BulkItem, BulkJob
 from tests.conftest import ALICE_KEY, make_user
@@ -172,9 +172,9 @@ class TestDeadline:
         job.items.update(tries=tries - 1)
         sandbox.state.faults.set(fail_status=429, fail_times=1, retry_after="30", match="POST")
         share = bulk_run._JobRun(job, job.created_by, "this-test")
-        claimed = bulk_run._claim(job.pk, "this-test")
+        claimed = bulk_claim.claim(job.pk, "this-test")
         assert claimed is not None
-        bulk_run._record(share.run_item(*claimed), "this-test")
+        bulk_claim.record(share.run_item(*claimed), "this-test")
         return BulkItem.objects.get(job=job)
 
     def test_a_429_before_the_deadline_waits_however_many_tries(self, as_alice, sandbox, settings):
