@@ -29,7 +29,12 @@ from models_admin.models import ScheduledRun
 logger = logging.getLogger(__name__)
 
 
-@task()
+# Someone is watching a bulk job's progress; upkeep can wait: a worker takes a queued
+# bulk job before queued upkeep (one running already is finished first).
+BULK_PRIORITY = 10
+
+
+@task(priority=BULK_PRIORITY)
 def bulk_job_run(job_id: str) -> str:
     """Work on a bulk job until it is done; a worker told to stop hands the rest back."""
     if bulk_run.run(job_id, worker=bulk_run.worker_id()):

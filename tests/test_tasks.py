@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
 from pytest_django.asserts import assertContains, assertTemplateUsed
 
 from models_admin import tasks, upkeep
@@ -36,3 +37,14 @@ class TestBackgroundPage:
 
     def test_it_rejects_post(self, as_alice):
         assert as_alice.post(URL).status_code == 405
+
+
+class TestQueueOrder:
+    def test_a_queued_bulk_job_goes_before_queued_upkeep(self, db):
+        tasks.schedule_due()  # every upkeep task queued first
+        tasks.enqueue_bulk_job("00000000-0000-0000-0000-000000000001")
+
+        first = DBTaskResult.objects.ready().first()  # what a worker claims next
+
+        assert first is not None and first.task_path == tasks.bulk_job_run.module_path
+        assert DBTaskResult.objects.ready().count() == len(upkeep.SCHEDULE) + 1
