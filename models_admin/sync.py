@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -238,12 +238,7 @@ def _compare(listing: _Listing, finished_seq: int, result: KeyResult) -> None:
     if previous_at is not None and previous_at >= listing.started_at:
         result.status = "stale"
         return
-    known: dict[str, Row] = {
-        row[1]: row
-        for row in ModelSnapshot.objects.filter(workspace=workspace).values_list(
-            "pk", "model_id", "name", "description", "archived"
-        )
-    }
+    known = _snapshot_rows(workspace)
     new = [listing.seen_model(model_id) for model_id in listing.seen if model_id not in known]
     changed = [
         (row, listing.seen_model(model_id))
@@ -286,6 +281,21 @@ def _compare(listing: _Listing, finished_seq: int, result: KeyResult) -> None:
     workspace.credential_masked = listing.credential.key_masked
     workspace.model_count = len(listing.seen) + len(listing.unreadable)
     workspace.save()
+
+
+_SNAPSHOT = (
+    "SELECT id, model_id, name, description, archived FROM "  # noqa: S608
+    f"{connection.ops.quote_name(ModelSnapshot._meta.db_table)} WHERE workspace_id = %s"
+)
+
+
+def _snapshot_rows(workspace: SyncWorkspace) -> dict[str, Row]:
+    """The workspace's snapshot by model id. A plain cursor: the ORM's row building
+    took over a quarter of the comparison's time at 10,000 rows (both drivers give
+    ``archived`` as a bool: Django registers SQLite's converter for the column type)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SNAPSHOT, [workspace.pk])
+        return {row[1]: row for row in cursor.fetchall()}
 
 
 def _save_snapshot(

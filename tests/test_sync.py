@@ -113,6 +113,8 @@ class TestOutsideChanges:
             assert entry.changes == {"description": [card["description"], "described outside"]}
         elif field == "archived":
             assert entry.changes == {"archived": [archived, not archived]}
+            # JSON booleans, never SQLite's 0 and 1 (equal to them in Python)
+            assert [type(v) for v in entry.changes["archived"]] == [bool, bool]
         else:
             assert entry.target_name == (card["name"] or model_id)
         assert_chain_ok()
