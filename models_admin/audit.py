@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec
 
-import msgspec
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import DataError
@@ -86,9 +85,9 @@ def _normalised_ip(value: str | None) -> str | None:
 def card_snapshot(card: remote.ModelCard) -> dict[str, Any]:
     """Every field of a model card as JSON, for ``before``."""
     snapshot: dict[str, Any] = {}
-    for f in msgspec.structs.fields(card):
-        value = getattr(card, f.name)
-        if f.name == "extra":
+    for name in card.__struct_fields__:
+        value = getattr(card, name)
+        if name == "extra":
             snapshot.update(dict(value))
             continue
         if isinstance(value, remote.Capabilities):
@@ -97,7 +96,7 @@ def card_snapshot(card: remote.ModelCard) -> dict[str, Any]:
             value = value.isoformat()
         elif isinstance(value, tuple):
             value = list(value)
-        snapshot[f.name] = value
+        snapshot[name] = value
     normalised: dict[str, Any] = json.loads(canonical(snapshot))
     return normalised
 

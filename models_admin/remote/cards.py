@@ -112,8 +112,10 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     Cards are msgspec structs (frozen, slotted, untracked by the garbage collector: they
     hold no cycles): a 10,000-model inventory keeps 10,000 of them, at about a third of
-    the memory a dataclass with a ``__dict__`` took. ``msgspec.structs.fields`` and
-    ``msgspec.structs.replace`` do what ``dataclasses.fields``/``replace`` did."""
+    the memory a dataclass with a ``__dict__`` took. ``__struct_fields__`` (the field
+    names, in order) and ``msgspec.structs.replace`` do what ``dataclasses.fields`` and
+    ``replace`` did; ``msgspec.structs.fields`` evaluates the annotations on every call
+    (about 0.35 ms), so the hot paths use the names."""
 
     id: str
     type: str

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import msgspec
 from django import template
 from django.template.context import Context
 from django.utils.safestring import SafeString, mark_safe
@@ -39,10 +38,10 @@ def card_fields(card: ModelCard) -> list[tuple[str, Any, str]]:
     """Every field of the card, as (label, value, kind) for the detail page, in the
     reference's order, then any field the API added that the dashboard doesn't know."""
     rows: list[tuple[str, Any, str]] = []
-    for f in msgspec.structs.fields(card):
-        if f.name == "extra":
+    for name in card.__struct_fields__:  # (msgspec.structs.fields reads the annotations)
+        if name == "extra":
             continue
-        rows.append(_field_row(f.name, getattr(card, f.name)))
+        rows.append(_field_row(name, getattr(card, name)))
     for name, value in card.extra:
         rows.append(_field_row(name, value))
     if card.created is not None:
