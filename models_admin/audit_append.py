@@ -76,15 +76,15 @@ def insert_many(entries: list[AuditEntry]) -> list[AuditEntry]:
 
 
 _FIELDS = [f for f in AuditEntry._meta.concrete_fields if not f.primary_key]
+_HEAD = connection.ops.quote_name(AuditChainHead._meta.db_table)
 
 
 def _insert_in_two_trips(entry: AuditEntry) -> AuditEntry:
     """``insert`` on PostgreSQL outside a transaction: two round trips, the lock held
     for one. An error (a DataError, which the caller retries with every string
     escaped, included) rolls it back before it is raised."""
-    head = connection.ops.quote_name(AuditChainHead._meta.db_table)
     with round_trips.explicit_transaction() as cursor:
-        cursor.execute(f"BEGIN; SELECT seq, hash FROM {head} WHERE id = 1 FOR UPDATE")  # noqa: S608
+        cursor.execute(f"BEGIN; SELECT seq, hash FROM {_HEAD} WHERE id = 1 FOR UPDATE")  # noqa: S608
         cursor.nextset()
         row = cursor.fetchone()
         if row is not None:
@@ -95,7 +95,7 @@ def _insert_in_two_trips(entry: AuditEntry) -> AuditEntry:
             compiler.returning_fields = [AuditEntry._meta.pk]
             [(sql, params)] = compiler.as_sql()
             cursor.execute(
-                f"{sql}; UPDATE {head} SET seq = %s, hash = %s WHERE id = 1; COMMIT",  # noqa: S608
+                f"{sql}; UPDATE {_HEAD} SET seq = %s, hash = %s WHERE id = 1; COMMIT",  # noqa: S608
                 [*params, entry.seq, entry.hash],
             )
             entry.pk = cursor.fetchone()[0]

@@ -111,6 +111,21 @@ def record(result: Result, worker: str) -> None:
         _lost(result, cursor.rowcount)
 
 
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """One claim's values, as the database takes them."""
+
+    job: Any
+    worker: str
+    done: Result | None
+    now: Any
+    until: Any
+
+    @property
+    def claimable(self) -> list[Any]:  # the parameters of _CLAIMABLE
+        return [self.job, S.PENDING, S.RETRYING, self.now, S.RUNNING, self.now]
+
+
 def claim(job_id: Any, worker: str, done: Result | None = None) -> tuple[BulkItem, bool] | None:
     """Record the item just done (``done``), then lease the job's next claimable item,
     unless BULK_CONCURRENCY items of it are leased already; one transaction for both.
@@ -118,14 +133,13 @@ def claim(job_id: Any, worker: str, done: Result | None = None) -> tuple[BulkIte
     now = timezone.now()
     at = BulkItem._meta.get_field("lease_until").get_db_prep_value
     job = BulkJob._meta.pk.get_db_prep_value(job_id, connection)
-    now_at, until = at(now, connection), at(now + lease(), connection)
-    claimable_params = [job, S.PENDING, S.RETRYING, now_at, S.RUNNING, now_at]
+    ask = _Claim(job, worker, done, at(now, connection), at(now + lease(), connection))
     if round_trips.available():
         with round_trips.explicit_transaction() as cursor:
-            row = _claim_in_one_trip(cursor, job, worker, done, claimable_params, until, now_at)
+            row = _claim_in_one_trip(cursor, ask)
     else:
         with transaction.atomic(), connection.cursor() as cursor:
-            row = _claim_step_by_step(cursor, job, worker, done, claimable_params, until, now_at)
+            row = _claim_step_by_step(cursor, ask)
     if row is None:
         return None
     pk, status, position, model_id, model_name, tries = row
@@ -143,56 +157,40 @@ def claim(job_id: Any, worker: str, done: Result | None = None) -> tuple[BulkIte
     return item, status == S.RUNNING
 
 
-def _claim_in_one_trip(
-    cursor: CursorWrapper,
-    job: Any,
-    worker: str,
-    done: Result | None,
-    claimable_params: list[Any],
-    until: Any,
-    now_at: Any,
-) -> tuple[Any, ...] | None:
+def _claim_in_one_trip(cursor: CursorWrapper, ask: _Claim) -> tuple[Any, ...] | None:
     """PostgreSQL: BEGIN, the record, the job's lock, the claim and COMMIT, sent as one
     query. Each statement reads what the ones before it committed (READ COMMITTED), so
     the count runs after the lock is granted."""
     sql, params = ["BEGIN"], []
-    if done is not None:
+    if ask.done is not None:
         sql.append(_RECORD)
-        params += _record_params(done, worker)
+        params += _record_params(ask.done, ask.worker)
     sql += [f"{_LOCK_JOB} FOR UPDATE", _CLAIM, "COMMIT"]
-    params += [job, "running", *claimable_params, job, "running", job, S.RUNNING, now_at]
-    params += [settings.BULK_CONCURRENCY, S.RUNNING, worker, until]
+    params += [ask.job, "running", *ask.claimable, ask.job, "running", ask.job, S.RUNNING]
+    params += [ask.now, settings.BULK_CONCURRENCY, S.RUNNING, ask.worker, ask.until]
     cursor.execute("; ".join(sql), params)
     cursor.nextset()  # past BEGIN
-    if done is not None:
-        _lost(done, cursor.rowcount)
+    if ask.done is not None:
+        _lost(ask.done, cursor.rowcount)
         cursor.nextset()
     cursor.nextset()  # past the lock
     row: tuple[Any, ...] | None = cursor.fetchone()
     return row
 
 
-def _claim_step_by_step(
-    cursor: CursorWrapper,
-    job: Any,
-    worker: str,
-    done: Result | None,
-    claimable_params: list[Any],
-    until: Any,
-    now_at: Any,
-) -> tuple[Any, ...] | None:
+def _claim_step_by_step(cursor: CursorWrapper, ask: _Claim) -> tuple[Any, ...] | None:
     """The same claim, a statement at a time, inside ``atomic``."""
-    if done is not None:
-        record(done, worker)
+    if ask.done is not None:
+        record(ask.done, ask.worker)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    cursor.execute(_LOCK_JOB + lock, [job, "running"])
+    cursor.execute(_LOCK_JOB + lock, [ask.job, "running"])
     if cursor.fetchone() is None:
         return None
-    cursor.execute(_LEASED, [job, S.RUNNING, now_at])
+    cursor.execute(_LEASED, [ask.job, S.RUNNING, ask.now])
     if cursor.fetchone()[0] >= settings.BULK_CONCURRENCY:
         return None
-    cursor.execute(_NEXT, claimable_params)
+    cursor.execute(_NEXT, ask.claimable)
     row: tuple[Any, ...] | None = cursor.fetchone()
     if row is not None:
-        cursor.execute(_TAKE, [S.RUNNING, worker, until, row[0]])
+        cursor.execute(_TAKE, [S.RUNNING, ask.worker, ask.until, row[0]])
     return row

@@ -115,17 +115,24 @@ class TestAppendInTwoRoundTrips:
         assert AuditEntry.objects.count() == 0  # and the next query opens a new one
 
 
+def running_job(*, items: int) -> BulkJob:
+    """A running archive job of ``items`` models, none claimed yet."""
+    job = BulkJob.objects.create(
+        created_by=make_user("alice", roles.Role.TEAM_ADMIN),
+        action=BulkJob.Action.ARCHIVE,
+        state=BulkJob.State.RUNNING,
+    )
+    BulkItem.objects.bulk_create(
+        BulkItem(job=job, position=n, model_id=f"ft:model:{n}") for n in range(items)
+    )
+    return job
+
+
 class TestClaimsInOneRoundTrip:
     """bulk_claim's PostgreSQL path: the lease count runs after the job's lock."""
 
     def test_claims_from_many_threads_never_lease_more_than_the_bound(self, transactional_db):
-        user = make_user("alice", roles.Role.TEAM_ADMIN)
-        job = BulkJob.objects.create(
-            created_by=user, action=BulkJob.Action.ARCHIVE, state=BulkJob.State.RUNNING
-        )
-        BulkItem.objects.bulk_create(
-            BulkItem(job=job, position=n, model_id=f"ft:model:{n}") for n in range(40)
-        )
+        job = running_job(items=40)
 
         def claim_all(n: int) -> int:
             try:
@@ -144,13 +151,7 @@ class TestClaimsInOneRoundTrip:
         assert set(leased.values_list("tries", flat=True)) == {1}
 
     def test_the_item_just_done_is_recorded_in_the_same_trip(self, transactional_db):
-        user = make_user("alice", roles.Role.TEAM_ADMIN)
-        job = BulkJob.objects.create(
-            created_by=user, action=BulkJob.Action.ARCHIVE, state=BulkJob.State.RUNNING
-        )
-        BulkItem.objects.bulk_create(
-            BulkItem(job=job, position=n, model_id=f"ft:model:{n}") for n in range(2)
-        )
+        job = running_job(items=2)
         first, taken_over = bulk_claim.claim(job.pk, "w")
         done = bulk_claim.Result(first, BulkItem.Status.SUCCEEDED, "archived")
 
