@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from django.db import connection, transaction
@@ -63,22 +64,29 @@ class SyncFailed(Exception):
     """Some keys could not be listed (the others were synced)."""
 
 
-# What a list shows of a fine-tuned model, as the database stores it: name, description,
-# archived, and the entry's position in the list (to make its card if it changed).
-Listed = tuple[str | None, str | None, bool, int]
+# The longest model id stored (ModelSnapshot.model_id).
+ID_LENGTH = 300
 
 
-def _fine_tuned(listed: remote.ListedEntries) -> tuple[dict[str, Listed], set[str]]:
-    """The fine-tuned models of a list by id, and the ids of those whose compared fields
-    break the contract (not compared: a missing ``archived`` is no unarchive, a missing
-    ``name`` no rename). Entries without a usable id can't be told apart: left out."""
-    seen: dict[str, Listed] = {}
+def _fine_tuned(listed: remote.ListedEntries) -> tuple[dict[str, Row], dict[str, int], set[str]]:
+    """The fine-tuned models of a list by id, as the snapshot stores them; each one's
+    position in the list (to make its card if it changed); and the ids of those whose
+    compared fields break the contract (not compared: a missing ``archived`` is no
+    unarchive, a missing ``name`` no rename). Entries without a usable id can't be told
+    apart: left out. A plain body's strings are stored as they are (one check for the
+    whole body instead of three per entry)."""
+    seen: dict[str, Row] = {}
+    positions: dict[str, int] = {}
     unreadable: set[str] = set()
+    plain = listed.plain
     for index, entry in enumerate(listed.entries):
         raw_id = entry.id
         if entry.type != "fine-tuned" or not isinstance(raw_id, str) or not raw_id:
             continue
-        model_id = clean_text(raw_id, 300) or ""
+        if plain and len(raw_id) <= ID_LENGTH:
+            model_id = raw_id
+        else:
+            model_id = clean_text(raw_id, ID_LENGTH) or ""
         name, description, archived = entry.name, entry.description, entry.archived
         if (
             not isinstance(archived, bool)
@@ -87,8 +95,11 @@ def _fine_tuned(listed: remote.ListedEntries) -> tuple[dict[str, Listed], set[st
         ):
             unreadable.add(model_id)
             continue
-        seen[model_id] = (clean_text(name), clean_text(description), archived, index)
-    return seen, unreadable
+        if not plain:
+            name, description = clean_text(name), clean_text(description)
+        seen[model_id] = (model_id, name, description, archived)
+        positions[model_id] = index
+    return seen, positions, unreadable
 
 
 @dataclass(slots=True)
@@ -158,7 +169,7 @@ def sync_key(credential: ApiCredential, api_key: str) -> KeyResult:
         result.status, result.message = "failed", exc.message
         return result
     finished_at, finished_seq = timezone.now(), _head_seq()
-    seen, unreadable = _fine_tuned(entries)
+    seen, positions, unreadable = _fine_tuned(entries)
     result.models = len(seen)
     if not entries:
         # Mistral always lists its base models: an empty list is not an answer to trust.
@@ -169,6 +180,7 @@ def sync_key(credential: ApiCredential, api_key: str) -> KeyResult:
         crypto.key_digest(api_key),
         entries,
         seen,
+        positions,
         unreadable,
         started_at,
         started_seq,
@@ -189,7 +201,8 @@ class _Listing:
     credential: ApiCredential
     digest: str
     entries: remote.ListedEntries
-    seen: dict[str, Listed]
+    seen: dict[str, Row]
+    positions: dict[str, int]
     unreadable: set[str]
     started_at: datetime
     started_seq: int
@@ -197,8 +210,9 @@ class _Listing:
 
     def seen_model(self, model_id: str) -> Seen:
         """A listed model with its entry as sent (only for those that appeared or changed)."""
-        name, description, archived, index = self.seen[model_id]
-        return Seen(self.entries.sent(index), model_id, name, description, archived)
+        _, name, description, archived = self.seen[model_id]
+        entry = self.entries.sent(self.positions[model_id])
+        return Seen(entry, model_id, name, description, archived)
 
 
 # --------------------------------------------------------------------------- comparing
@@ -239,22 +253,21 @@ def _compare(listing: _Listing, finished_seq: int, result: KeyResult) -> None:
         result.status = "stale"
         return
     known = _snapshot_rows(workspace)
-    new = [listing.seen_model(model_id) for model_id in listing.seen if model_id not in known]
+    listed, position = listing.seen, listing.positions.__getitem__
+    # The ids of the rows that differ, found by hashing both sides in C: the Python
+    # below sees only the models that appeared, changed or vanished.
+    differ = {row[0] for row in set(known.values()).symmetric_difference(listed.values())}
+    new = [listing.seen_model(i) for i in sorted(differ - known.keys(), key=position)]
     changed = [
-        (row, listing.seen_model(model_id))
-        for model_id, listed in listing.seen.items()
-        if (row := known.get(model_id)) is not None and row[2:] != listed[:3]
+        (known[i], listing.seen_model(i))
+        for i in sorted(differ & known.keys() & listed.keys(), key=position)
     ]
-    gone = [
-        row
-        for model_id, row in known.items()
-        if model_id not in listing.seen and model_id not in listing.unreadable
-    ]
+    gone = [known[i] for i in sorted((differ & known.keys()) - listed.keys() - listing.unreadable)]
+    stored = _stored(workspace, [row[0] for row, _ in changed] + [row[0] for row in gone])
     entries: list[AuditEntry] = []
     if previous_at is None:
         result.status = "baseline"
     else:
-        cards = _cards([row[0] for row, _ in changed] + [row[0] for row in gone])
         dashboard = sync_entries.dashboard_changes(
             started_seq=workspace.list_started_seq or 0,
             started_at=previous_at,
@@ -268,12 +281,17 @@ def _compare(listing: _Listing, finished_seq: int, result: KeyResult) -> None:
         )
         entries = [recorder.appeared(seen) for seen in new]
         for row, seen in changed:
-            entries.extend(recorder.changed(row, seen, cards.get(row[0])))
+            entries.extend(recorder.changed(row, seen, stored[row[0]].card))
         for row in gone:
-            if (entry := recorder.vanished(row, cards.get(row[0]))) is not None:
+            if (entry := recorder.vanished(row, stored[row[0]].card)) is not None:
                 entries.append(entry)
         result.explained = recorder.explained
-    _save_snapshot(workspace, new, changed, gone)
+    _save_snapshot(
+        workspace,
+        new,
+        [(stored[row[0]].pk, seen) for row, seen in changed],
+        [stored[row[0]].pk for row in gone],
+    )
     audit.append_many(entries)
     result.recorded = len(entries)
     workspace.list_started_at, workspace.list_finished_at = listing.started_at, listing.finished_at
@@ -284,36 +302,56 @@ def _compare(listing: _Listing, finished_seq: int, result: KeyResult) -> None:
 
 
 _SNAPSHOT = (
-    "SELECT id, model_id, name, description, archived FROM "  # noqa: S608
+    "SELECT model_id, name, description, archived FROM "  # noqa: S608
     f"{connection.ops.quote_name(ModelSnapshot._meta.db_table)} WHERE workspace_id = %s"
 )
 
 
 def _snapshot_rows(workspace: SyncWorkspace) -> dict[str, Row]:
-    """The workspace's snapshot by model id. A plain cursor: the ORM's row building
-    took over a quarter of the comparison's time at 10,000 rows (both drivers give
-    ``archived`` as a bool: Django registers SQLite's converter for the column type)."""
+    """The workspace's snapshot by model id, each row as ``_fine_tuned`` makes them. A
+    plain cursor: the ORM's row building took over a quarter of the comparison's time
+    at 10,000 rows (both drivers give ``archived`` as a bool: Django registers SQLite's
+    converter for the column type)."""
     with connection.cursor() as cursor:
         cursor.execute(_SNAPSHOT, [workspace.pk])
-        return {row[1]: row for row in cursor.fetchall()}
+        rows = cursor.fetchall()
+    return dict(zip(map(itemgetter(0), rows), rows, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    pk: int
+    card: dict[str, Any]
+
+
+def _stored(workspace: SyncWorkspace, model_ids: list[str]) -> dict[str, _Stored]:
+    """The primary keys and stored cards of these snapshot rows (the changed and
+    vanished ones only)."""
+    stored: dict[str, _Stored] = {}
+    rows = ModelSnapshot.objects.filter(workspace=workspace)
+    for start in range(0, len(model_ids), BATCH):
+        chunk = rows.filter(model_id__in=model_ids[start : start + BATCH])
+        for model_id, pk, card in chunk.values_list("model_id", "pk", "card"):
+            stored[model_id] = _Stored(pk, card)
+    return stored
 
 
 def _save_snapshot(
-    workspace: SyncWorkspace, new: list[Seen], changed: list[tuple[Row, Seen]], gone: list[Row]
+    workspace: SyncWorkspace, new: list[Seen], changed: list[tuple[int, Seen]], gone: list[int]
 ) -> None:
-    """Bulk writes: the appeared models, the changed ones and the vanished ones."""
+    """Bulk writes: the appeared models, the changed ones and the vanished ones (these
+    two by primary key)."""
     now = timezone.now()
     ModelSnapshot.objects.bulk_create(
         [_snapshot(workspace, seen, now) for seen in new], batch_size=BATCH
     )
     ModelSnapshot.objects.bulk_update(
-        [_snapshot(workspace, seen, now, pk=row[0]) for row, seen in changed],
+        [_snapshot(workspace, seen, now, pk=pk) for pk, seen in changed],
         ["name", "description", "archived", "card", "seen_at"],
         batch_size=BATCH,
     )
-    pks = [row[0] for row in gone]
-    for start in range(0, len(pks), BATCH):
-        ModelSnapshot.objects.filter(pk__in=pks[start : start + BATCH]).delete()
+    for start in range(0, len(gone), BATCH):
+        ModelSnapshot.objects.filter(pk__in=gone[start : start + BATCH]).delete()
 
 
 def _snapshot(
@@ -329,12 +367,3 @@ def _snapshot(
         card=seen.snapshot(),
         seen_at=now,
     )
-
-
-def _cards(pks: list[int]) -> dict[int, dict[str, Any]]:
-    """The stored cards of these snapshots (the changed and vanished ones only)."""
-    cards: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(pks), BATCH):
-        chunk = ModelSnapshot.objects.filter(pk__in=pks[start : start + BATCH])
-        cards.update(chunk.values_list("pk", "card"))
-    return cards

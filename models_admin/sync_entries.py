@@ -25,7 +25,7 @@ MODEL_ACTIONS = (
 IN_FLIGHT = timedelta(hours=1)
 BATCH = 1000
 TEXT_FIELDS = ("name", "description")
-Row = tuple[int, str, str | None, str | None, bool]  # pk, model_id, name, description, archived
+Row = tuple[str, str | None, str | None, bool]  # model_id, name, description, archived
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +166,7 @@ class Recorder:
         asked = self.dashboard.get(seen.model_id, Asked())
         entries = []
         texts = {}
-        for index, name in enumerate(TEXT_FIELDS, start=2):
+        for index, name in enumerate(TEXT_FIELDS, start=1):
             old, new = row[index], getattr(seen, name)
             if old == new:
                 continue
@@ -180,20 +180,20 @@ class Recorder:
                     Action.MODEL_UPDATE, seen.model_id, seen.name, before=card, changes=texts
                 )
             )
-        if row[4] != seen.archived:
+        if row[3] != seen.archived:
             if seen.archived in asked.archived:
                 self.explained += 1
             else:
                 action = Action.MODEL_ARCHIVE if seen.archived else Action.MODEL_UNARCHIVE
-                changes = {"archived": [row[4], seen.archived]}
+                changes = {"archived": [row[3], seen.archived]}
                 entries.append(
                     self._entry(action, seen.model_id, seen.name, before=card, changes=changes)
                 )
         return entries
 
     def vanished(self, row: Row, card: dict[str, Any] | None) -> AuditEntry | None:
-        asked = self.dashboard.get(row[1])
+        asked = self.dashboard.get(row[0])
         if asked is not None and asked.deleted:
             self.explained += 1
             return None
-        return self._entry(Action.MODEL_DELETE, row[1], row[2], before=card)
+        return self._entry(Action.MODEL_DELETE, row[0], row[1], before=card)

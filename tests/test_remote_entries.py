@@ -97,3 +97,16 @@ def test_a_body_without_data_has_no_entries():
 def test_a_body_that_is_not_a_list_of_data_is_malformed(raw):
     with pytest.raises(remote.MalformedResponse):
         read_entries(raw, status=200)
+
+
+def test_a_body_without_escapes_is_plain():
+    """Plain: every string is stored as it is (raw UTF-8 is no escape); one ``\\u``
+    escape anywhere (a NUL, a lone surrogate, or any other character) and the sync
+    cleans every string it stores."""
+    unicode = {**FINE[0], "name": "ünïcode, raw"}
+    assert read_entries(json.dumps({"data": [unicode]}, ensure_ascii=False).encode()).plain
+    for escaped in ("nul\x00", "\ud800", "é"):
+        card = {**FINE[0], "description": escaped}
+        assert not read_entries(body(FINE[1], card)).plain
+    assert not read_entries(body(FINE[0], 1)).plain  # read entry by entry
+    assert not read_entries(b"\xef\xbb\xbf" + body(FINE[0])).plain  # the standard library's

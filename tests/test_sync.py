@@ -41,6 +41,14 @@ def upstream(sandbox, method: str, path: str, *, key: str = ALICE_KEY, **kwargs:
     return response.json()
 
 
+def upstream_body(sandbox, key: str = ALICE_KEY) -> bytes:
+    response = remote.http_pool().get(
+        f"{sandbox.url}/v1/models", headers={"Authorization": f"Bearer {key}"}
+    )
+    response.raise_for_status()
+    return response.content
+
+
 def rename(sandbox, model_id: str, name: str, key: str = ALICE_KEY) -> None:
     upstream(sandbox, "PATCH", f"/v1/fine_tuning/models/{model_id}", key=key, json={"name": name})
 
@@ -413,3 +421,22 @@ class TestHostileCards:
         run_sync()  # the stored fields equal the listed ones once cleaned: no change
         assert len(outside()) == 1
         assert_chain_ok()
+
+    def test_a_plain_list_is_stored_as_sent_but_for_an_overlong_id(self, synced, sandbox):
+        """A body without escapes skips the cleaning of each string: raw UTF-8 is
+        stored as sent, an id longer than the column is still cut, and the next list
+        compares equal to what was stored."""
+        added = upstream(sandbox, "POST", "/_sandbox/models", json={"name": "plain"})
+        workspace = sandbox.state.workspace(ALICE_KEY)
+        long_id = "ft:" + "x" * 400
+        workspace.put({**added, "id": long_id, "name": "ünïcode, raw", "description": "ß"})
+        assert b"\\u" not in upstream_body(sandbox)
+        run_sync()
+        appeared = outside()  # the model added, and the one put under the long id
+        assert [entry.action for entry in appeared] == [Action.MODEL_APPEAR] * 2
+        snapshot = ModelSnapshot.objects.get(model_id__startswith="ft:xxx")
+        assert len(snapshot.model_id) == sync.ID_LENGTH
+        assert snapshot.model_id.endswith("x…")
+        assert (snapshot.name, snapshot.description) == ("ünïcode, raw", "ß")
+        run_sync()
+        assert len(outside()) == 2

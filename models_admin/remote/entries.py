@@ -47,14 +47,27 @@ _any = msgspec.json.Decoder()
 
 
 class ListedEntries:
-    """The entries of one list, in order; ``sent(i)`` is the i-th entry as sent."""
+    """The entries of one list, in order; ``sent(i)`` is the i-th entry as sent.
 
-    __slots__ = ("_body", "_sent", "entries")
+    ``plain``: the body is UTF-8 JSON without a ``\\u`` escape, so none of its strings
+    holds what a database refuses (a NUL or a lone surrogate can only be sent escaped:
+    msgspec refuses raw control characters and invalid UTF-8), and each is stored as
+    it is, but for its length (what Mistral sends)."""
 
-    def __init__(self, entries: list[Entry], *, body: bytes, sent: list[Any] | None = None):
+    __slots__ = ("_body", "_sent", "entries", "plain")
+
+    def __init__(
+        self,
+        entries: list[Entry],
+        *,
+        body: bytes,
+        sent: list[Any] | None = None,
+        plain: bool = False,
+    ):
         self.entries = entries
         self._body = body
         self._sent: list[Any] | None = sent
+        self.plain = plain
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -72,7 +85,7 @@ def read_entries(body: bytes, *, status: int = 200) -> ListedEntries:
 
     Raises MalformedResponse when the body is not ``{"data": [...]}``."""
     try:
-        return ListedEntries(_body.decode(body).data, body=body)
+        return ListedEntries(_body.decode(body).data, body=body, plain=b"\\u" not in body)
     except msgspec.ValidationError:
         decoded = _any.decode(body)  # valid JSON, another shape: entry by entry
     except msgspec.DecodeError:
