@@ -105,6 +105,9 @@ def test_a_body_without_escapes_is_plain():
     cleans every string it stores."""
     unicode = {**FINE[0], "name": "ünïcode, raw"}
     assert read_entries(json.dumps({"data": [unicode]}, ensure_ascii=False).encode()).plain
+    other_escapes = {**FINE[0], "description": 'two\nlines, "quoted", a \\ and a \t'}
+    assert read_entries(body(other_escapes)).plain
+    assert not read_entries(body({**FINE[0], "name": "C:\\users"})).plain  # a false alarm
     for escaped in ("nul\x00", "\ud800", "é"):
         card = {**FINE[0], "description": escaped}
         assert not read_entries(body(FINE[1], card)).plain

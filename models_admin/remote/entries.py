@@ -14,6 +14,7 @@ that is not ``{"data": [...]}`` is malformed.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Final
 
 import msgspec
@@ -41,6 +42,7 @@ class _Raws(msgspec.Struct, gc=False):
     data: list[msgspec.Raw] = []
 
 
+_U_ESCAPE: Final = re.compile(rb"\\u")
 _body = msgspec.json.Decoder(_Body)
 _raws = msgspec.json.Decoder(_Raws)
 _any = msgspec.json.Decoder()
@@ -80,12 +82,19 @@ class ListedEntries:
         return _any.decode(item) if isinstance(item, msgspec.Raw) else item
 
 
+def _plain(body: bytes) -> bool:
+    """No ``\\u`` escape in the body (a false alarm on an escaped backslash before a
+    "u" only costs the cleaning). Two-byte ``in`` takes 12 ms over 8 MB; one byte
+    (memchr) 0.4 ms, and the regular expression 3.5 ms when there are backslashes."""
+    return b"\\" not in body or _U_ESCAPE.search(body) is None
+
+
 def read_entries(body: bytes, *, status: int = 200) -> ListedEntries:
     """The compared fields of every entry of a ``GET /v1/models`` body.
 
     Raises MalformedResponse when the body is not ``{"data": [...]}``."""
     try:
-        return ListedEntries(_body.decode(body).data, body=body, plain=b"\\u" not in body)
+        return ListedEntries(_body.decode(body).data, body=body, plain=_plain(body))
     except msgspec.ValidationError:
         decoded = _any.decode(body)  # valid JSON, another shape: entry by entry
     except msgspec.DecodeError:
