@@ -221,7 +221,7 @@ class _Listing:
 def _workspace(listing: _Listing) -> SyncWorkspace:
     """The workspace the listed models belong to (the one most of a sample of them is
     in), else the key's, else a new one; the key is filed under it."""
-    known = SyncKey.objects.filter(digest=listing.digest).first()
+    known = SyncKey.objects.select_related("workspace").filter(digest=listing.digest).first()
     sample = [*listing.seen, *listing.unreadable][:SAMPLE]
     counts = Counter(
         ModelSnapshot.objects.filter(model_id__in=sample).values_list("workspace_id", flat=True)
@@ -229,11 +229,12 @@ def _workspace(listing: _Listing) -> SyncWorkspace:
     workspace_id = (
         counts.most_common(1)[0][0] if counts else (known.workspace_id if known else None)
     )
-    workspace = (
-        SyncWorkspace.objects.get(pk=workspace_id)
-        if workspace_id is not None
-        else SyncWorkspace.objects.create()
-    )
+    if known is not None and known.workspace_id == workspace_id:
+        workspace = known.workspace  # read with the key: the usual case, no query
+    elif workspace_id is not None:
+        workspace = SyncWorkspace.objects.get(pk=workspace_id)
+    else:
+        workspace = SyncWorkspace.objects.create()
     if known is None:
         known = SyncKey(digest=listing.digest, workspace=workspace)
     known.workspace = workspace
