@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -64,8 +64,8 @@ class SyncFailed(Exception):
     """Some keys could not be listed (the others were synced)."""
 
 
-# The longest model id stored (ModelSnapshot.model_id).
-ID_LENGTH = 300
+# The longest model id the snapshot stores (its column's length).
+ID_LENGTH = cast(int, ModelSnapshot._meta.get_field("model_id").max_length)
 
 
 def _fine_tuned(listed: remote.ListedEntries) -> tuple[dict[str, Row], dict[str, int], set[str]]:
