@@ -107,15 +107,10 @@ def problem_message(problems: tuple[str, ...]) -> str:
     return f"Mistral sent an incomplete card: {', '.join(problems)}" if problems else ""
 
 
-class ModelCard(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A card from list or retrieve: the fields every ``type`` shares.
-
-    Cards are msgspec structs (frozen, slotted, untracked by the garbage collector: they
-    hold no cycles): a 10,000-model inventory keeps 10,000 of them, at about a third of
-    the memory a dataclass with a ``__dict__`` took. ``__struct_fields__`` (the field
-    names, in order) and ``msgspec.structs.replace`` do what ``dataclasses.fields`` and
-    ``replace`` did; ``msgspec.structs.fields`` evaluates the annotations on every call
-    (about 0.35 ms), so the hot paths use the names."""
+class _SentFields(msgspec.Struct, frozen=True, gc=False):
+    """The fields every ``type`` shares, in the reference's order: positional as well as
+    keyword arguments (remote.wire makes 10,000 cards a list, and 18 keywords take
+    several times as long to match as 18 positions)."""
 
     id: str
     type: str
@@ -132,6 +127,19 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     internal: bool
     capabilities: Capabilities
     billing_model_name: str | None
+
+
+class ModelCard(_SentFields, frozen=True, kw_only=True, gc=False):
+    """A card from list or retrieve: the fields every ``type`` shares.
+
+    Cards are msgspec structs (frozen, slotted, untracked by the garbage collector: they
+    hold no cycles): a 10,000-model inventory keeps 10,000 of them, at about a third of
+    the memory a dataclass with a ``__dict__`` took. ``__struct_fields__`` (the field
+    names: the shared ones, those of the ``type``, then ``extra`` and ``problems``) and
+    ``msgspec.structs.replace`` do what ``dataclasses.fields`` and ``replace`` did;
+    ``msgspec.structs.fields`` evaluates the annotations on every call (about 0.35 ms),
+    so the hot paths use the names. ``extra`` and ``problems`` are keyword-only."""
+
     # Fields the reference does not describe, kept so the detail page can show them.
     extra: tuple[tuple[str, Any], ...] = ()
     # Fields that broke the contract (missing, null where not allowed, wrong type): the
@@ -236,7 +244,7 @@ class ModelCard(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return {}
 
 
-class BaseModelCard(ModelCard, frozen=True, kw_only=True, gc=False):
+class BaseModelCard(ModelCard, frozen=True, gc=False):
     """``type: "base"``: one of Mistral's own models (or one of its aliases)."""
 
     audio_transcription_capabilities: Mapping[str, Any] | None = None
@@ -252,7 +260,7 @@ class BaseModelCard(ModelCard, frozen=True, kw_only=True, gc=False):
         return {name: t.take(name, t.r.opt_mapping, None) for name in sorted(cls.OWN_FIELDS)}
 
 
-class FineTunedModelCard(ModelCard, frozen=True, kw_only=True, gc=False):
+class FineTunedModelCard(ModelCard, frozen=True, gc=False):
     """``type: "fine-tuned"``: a model trained by the caller's organisation."""
 
     job: str
@@ -272,7 +280,7 @@ class FineTunedModelCard(ModelCard, frozen=True, kw_only=True, gc=False):
         }
 
 
-class UnknownModelCard(ModelCard, frozen=True, kw_only=True, gc=False):
+class UnknownModelCard(ModelCard, frozen=True, gc=False):
     """A card whose ``type`` this dashboard does not know yet (the API keeps adding them)."""
 
 

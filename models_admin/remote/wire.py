@@ -137,47 +137,37 @@ def _make(w: _Card, capabilities: _Capabilities, shared: dict[Any, Any]) -> Mode
     context = w.max_context_length or DEFAULT_CONTEXT_LENGTH
     temperature = w.default_model_temperature
     deprecation = w.deprecation
+    # The shared fields by position, in the order of remote.cards._SentFields (the
+    # tests compare every field with what the tolerant reader makes).
+    shared_fields = (
+        w.id,
+        _FINE_TUNED if kind == _FINE_TUNED else _BASE,  # one string each, not one per card
+        _MODEL if not obj or obj == _MODEL else obj,
+        w.created,
+        shared.setdefault(owner, owner),
+        w.name,
+        w.description,
+        shared.setdefault(context, context),
+        tuple(w.aliases) if w.aliases else NO_STRINGS,
+        None if deprecation is None else _deprecation(deprecation),
+        w.deprecation_replacement_model,
+        None if temperature is None else float(temperature),
+        w.internal,
+        capabilities(w.capabilities),
+        w.billing_model_name,
+    )
     if kind == _FINE_TUNED:
         root: str = w.root  # type: ignore[assignment]  # checked above
-        # Every field spelled out in each call: no dict to build and unpack per card.
         return FineTunedModelCard(
-            id=w.id,
-            type=_FINE_TUNED,
-            object=_MODEL if not obj or obj == _MODEL else obj,
-            created=w.created,
-            owned_by=shared.setdefault(owner, owner),
-            name=w.name,
-            description=w.description,
-            max_context_length=shared.setdefault(context, context),
-            aliases=tuple(w.aliases) if w.aliases else NO_STRINGS,
-            deprecation=None if deprecation is None else _deprecation(deprecation),
-            deprecation_replacement_model=w.deprecation_replacement_model,
-            default_model_temperature=None if temperature is None else float(temperature),
-            internal=w.internal,
-            capabilities=capabilities(w.capabilities),
-            billing_model_name=w.billing_model_name,
-            job=w.job,  # type: ignore[arg-type]  # checked above
-            root=shared.setdefault(root, root),
-            archived=False if w.archived is _UNSET else w.archived,
+            *shared_fields,
+            w.job,  # type: ignore[arg-type]  # checked above
+            shared.setdefault(root, root),
+            False if w.archived is _UNSET else w.archived,
         )
     return BaseModelCard(
-        id=w.id,
-        type=_BASE,
-        object=_MODEL if not obj or obj == _MODEL else obj,
-        created=w.created,
-        owned_by=shared.setdefault(owner, owner),
-        name=w.name,
-        description=w.description,
-        max_context_length=shared.setdefault(context, context),
-        aliases=tuple(w.aliases) if w.aliases else NO_STRINGS,
-        deprecation=None if deprecation is None else _deprecation(deprecation),
-        deprecation_replacement_model=w.deprecation_replacement_model,
-        default_model_temperature=None if temperature is None else float(temperature),
-        internal=w.internal,
-        capabilities=capabilities(w.capabilities),
-        billing_model_name=w.billing_model_name,
-        audio_speech_capabilities=_mapping(w.audio_speech_capabilities),
-        audio_transcription_capabilities=_mapping(w.audio_transcription_capabilities),
+        *shared_fields,
+        _mapping(w.audio_transcription_capabilities),
+        _mapping(w.audio_speech_capabilities),
     )
 
 
