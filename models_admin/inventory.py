@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 from django.conf import settings
@@ -315,16 +315,17 @@ class SharedInventories:
     list call), with a copy kept in this process so that a page view on a warm cache
     does no work per model. Every cache call goes through SafeCache.
 
-    The shared cache holds, per API key, a small version token and, under that token,
-    the body of the list call (bytes: quick to store and to load, where pickled cards
+    The shared cache holds, per API key, a small head (``_Head``: the version token, and
+    which key the list was read with, masked, and when) and, under the token, the body
+    of the list call (bytes, stored as they are: redis_cache.Serializer; pickled cards
     would take far longer) or, for an inventory built without one, the inventory. A
     cache of this process alone (MODEL_LIST_CACHE_BODIES off: no Redis) holds only the
-    token: a second copy of the body would serve no other process. A
-    reader asks for the token (one small round trip) and uses its local copy when the
-    token matches; otherwise it loads the body once and reads it again (remote.wire:
-    a few milliseconds per thousand models). Writing stores a new token; forgetting
-    deletes it, which every process sees at once. A key whose forgetting failed is not
-    read from the cache in this process until a fresh inventory has been written over it."""
+    head: a second copy of the body would serve no other process. A reader asks for the
+    head (one small round trip) and uses its local copy when the token matches;
+    otherwise it loads the body once and reads it again (remote.wire: a few
+    milliseconds per thousand models). Writing stores a new head; forgetting deletes
+    it, which every process sees at once. A key whose forgetting failed is not read
+    from the cache in this process until a fresh inventory has been written over it."""
 
     def __init__(self, max_local: int = 16) -> None:
         self.max_local = max_local
@@ -341,15 +342,15 @@ class SharedInventories:
     def get(self, key: str) -> Inventory | None:
         if key in self._stale:
             return None
-        token = safe_cache.get(key)
-        if not isinstance(token, str):
+        head = safe_cache.get(key)
+        if not isinstance(head, _Head):
             return None
         with self._lock:
             local = self._local.get(key)
-            if local is not None and local.version == token:
+            if local is not None and local.version == head.token:
                 self._local.move_to_end(key)
                 return local
-        inventory = _loaded(safe_cache.get(f"{key}:{token}"), token)
+        inventory = _loaded(safe_cache.get(f"{key}:{head.token}"), head)
         if inventory is not None:
             self._remember(key, inventory)
         return inventory
@@ -357,18 +358,17 @@ class SharedInventories:
     def set(self, key: str, inventory: Inventory, body: bytes = b"") -> None:
         """Share ``inventory`` under its version; ``body``, the list call's answer it was
         read from, is what the cache keeps when given."""
-        token = inventory.version
+        head = _Head(inventory.version, inventory.key_masked, inventory.read_at)
         timeout = settings.MODEL_LIST_CACHE_SECONDS
-        # The inventory first, then the token that points to it: a reader never finds
-        # a token without its inventory (unless the cache evicted it: a miss).
+        # The inventory first, then the head that points to it: a reader never finds a
+        # head without its inventory (unless the cache evicted it: a miss).
         if body and not settings.MODEL_LIST_CACHE_BODIES:
             # A cache of this process alone (no Redis): no other process would read the
-            # body, and this one keeps the inventory; the token is enough.
+            # body, and this one keeps the inventory; the head is enough.
             stored = True
         else:
-            entry = (body, inventory.key_masked, inventory.read_at) if body else inventory
-            stored = safe_cache.set(f"{key}:{token}", entry, timeout)
-        if stored and safe_cache.set(key, token, timeout):
+            stored = safe_cache.set(f"{key}:{head.token}", body or inventory, timeout)
+        if stored and safe_cache.set(key, head, timeout):
             self._stale.discard(key)
             self._remember(key, inventory)
 
@@ -386,19 +386,29 @@ class SharedInventories:
                 self._local.popitem(last=False)
 
 
-def _loaded(value: object, token: str) -> Inventory | None:
-    """The inventory a cache entry holds: a list call's body (with the key it was read
-    with, masked, and when) read again, or one pickled."""
-    if isinstance(value, tuple) and len(value) == 3 and isinstance(value[0], bytes):
-        body, key_masked, read_at = value
+class _Head(NamedTuple):
+    """What the shared cache keeps per key beside the body: which inventory is current
+    (``token``, its version), and the body's source: the key it was read with (masked)
+    and when."""
+
+    token: str
+    key_masked: str
+    read_at: datetime | None
+
+
+def _loaded(value: object, head: _Head) -> Inventory | None:
+    """The inventory a cache entry holds: a list call's body read again, or one pickled."""
+    if isinstance(value, bytes):
         try:
-            cards = remote.read_model_list(body, log=False)
+            cards = remote.read_model_list(value, log=False)
         except remote.MalformedResponse:  # it was read once; a damaged entry is a miss
             return None
         return dataclasses.replace(
-            Inventory.build(cards, version=token), key_masked=key_masked, read_at=read_at
+            Inventory.build(cards, version=head.token),
+            key_masked=head.key_masked,
+            read_at=head.read_at,
         )
-    return value if isinstance(value, Inventory) and value.version == token else None
+    return value if isinstance(value, Inventory) and value.version == head.token else None
 
 
 shared = SharedInventories()

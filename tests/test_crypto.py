@@ -334,4 +334,4 @@ class TestKeyDigest:
         assert crypto.key_digest(KEY) != expected.hexdigest()
 
     def test_the_inventory_cache_key_keeps_its_format(self):
-        assert _inventory_cache_key(KEY) == f"inventory:v3:{crypto.key_digest(KEY)[:40]}"
+        assert _inventory_cache_key(KEY) == f"inventory:v4:{crypto.key_digest(KEY)[:40]}"

@@ -67,8 +67,8 @@ class TestSharedInventories:
     def test_an_evicted_inventory_is_a_miss(self, inventory):
         shared = SharedInventories()
         shared.set("inv:alice", inventory)
-        token = cache.get("inv:alice")
-        cache.delete(f"inv:alice:{token}")
+        head = cache.get("inv:alice")
+        cache.delete(f"inv:alice:{head.token}")
 
         assert SharedInventories().get("inv:alice") is None
 
@@ -103,16 +103,16 @@ class TestSharedBodies:
         assert loaded is not None and loaded is not inventory
         assert loaded == inventory
         assert (loaded.key_masked, loaded.read_at) == ("sk-…abcd", inventory.read_at)
-        assert isinstance(cache.get(f"inv:alice:{inventory.version}")[0], bytes)
+        assert cache.get(f"inv:alice:{inventory.version}") == raw
 
-    def test_a_cache_of_this_process_alone_keeps_only_the_token(self, settings):
+    def test_a_cache_of_this_process_alone_keeps_only_the_head(self, settings):
         settings.MODEL_LIST_CACHE_BODIES = False
         inventory, raw = self.made()
         here = SharedInventories()
         here.set("inv:alice", inventory, raw)
 
         assert here.get("inv:alice") is inventory
-        assert cache.get("inv:alice") == inventory.version
+        assert cache.get("inv:alice").token == inventory.version
         assert cache.get(f"inv:alice:{inventory.version}") is None
         assert SharedInventories().get("inv:alice") is None  # no copy to read: a miss
 

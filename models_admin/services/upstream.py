@@ -23,7 +23,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def _inventory_cache_key(api_key: str) -> str:
-    return f"inventory:v3:{crypto.key_digest(api_key)[:40]}"
+    return f"inventory:v4:{crypto.key_digest(api_key)[:40]}"
 
 
 @sensitive_variables("api_key")
