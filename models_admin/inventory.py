@@ -360,6 +360,8 @@ class SharedInventories:
         read from, is what the cache keeps when given."""
         head = _Head(inventory.version, inventory.key_masked, inventory.read_at)
         timeout = settings.MODEL_LIST_CACHE_SECONDS
+        with self._lock:
+            replaced = self._local.get(key)
         # The inventory first, then the head that points to it: a reader never finds a
         # head without its inventory (unless the cache evicted it: a miss).
         if body and not settings.MODEL_LIST_CACHE_BODIES:
@@ -371,6 +373,12 @@ class SharedInventories:
         if stored and safe_cache.set(key, head, timeout):
             self._stale.discard(key)
             self._remember(key, inventory)
+            if replaced is not None and replaced.version != head.token:
+                # The entry this one replaces (megabytes, with a body) is freed now rather
+                # than at its expiry: no head points to it any more, and Redis then
+                # reuses its memory for the next body instead of allocating afresh. A
+                # reader that took the old head just before finds it gone: a miss.
+                safe_cache.delete(f"{key}:{replaced.version}")
 
     def forget(self, key: str) -> None:
         with self._lock:

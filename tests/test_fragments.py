@@ -16,7 +16,8 @@ from models_admin.inventory import Inventory
 from tests.conftest import ALICE_KEY, make_user
 from tests.helpers import url
 
-ROW = "models_admin/_model_row.html"
+# Included inside the shared table, above its rows: rendered only when the table is.
+ROW = "models_admin/_list_source.html"
 SELECT = "django/forms/widgets/select.html"
 TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 NEXT = re.compile(r'name="next" value="([^"]+)"')

@@ -116,6 +116,18 @@ class TestSharedBodies:
         assert cache.get(f"inv:alice:{inventory.version}") is None
         assert SharedInventories().get("inv:alice") is None  # no copy to read: a miss
 
+    def test_a_new_inventory_frees_the_body_it_replaces(self):
+        here = SharedInventories()
+        first, raw = self.made()
+        here.set("inv:alice", first, raw)
+        second, raw = self.made()
+
+        here.set("inv:alice", second, raw)
+
+        assert cache.get(f"inv:alice:{first.version}") is None
+        assert cache.get(f"inv:alice:{second.version}") == raw
+        assert SharedInventories().get("inv:alice") == second
+
     def test_a_damaged_body_is_a_miss(self):
         inventory, _ = self.made()
         SharedInventories().set("inv:alice", inventory, b"<html>not a list</html>")

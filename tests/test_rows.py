@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
+from django.template import engines
 from django.template.context import Context
+from django.template.loader import render_to_string
 
 from models_admin import remote
 from models_admin.inventory import Inventory
@@ -53,3 +55,16 @@ def test_without_change_rights_there_are_no_actions():
 
     assert "<form" not in html and 'name="ids"' not in html
     assert '<span class="badge archived">Archived</span>' in html
+
+
+def test_the_tables_rows_are_what_the_row_template_gives_for_each():
+    rows = [row(), row(id="ft:open-mistral-7b:org:2", archived=True, created=1800000000)]
+    context = {"can_change": True, "can_delete": True, "csrf_token": "t", "row_next": "/m/"}
+
+    one_tag = engines["django"].from_string("{% load models_admin_tags %}{% model_rows rows %}")
+    each = "".join(
+        render_to_string("models_admin/_model_row.html", {**context, "row": r}) for r in rows
+    )
+
+    assert one_tag.render({**context, "rows": rows}) == each
+    assert each.count("<tr ") == 2 and ">2027-01-15</time>" in each
