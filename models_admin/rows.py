@@ -26,7 +26,7 @@ from django.utils.timezone import template_localtime  # type: ignore[attr-define
 
 from models_admin import fragments
 from models_admin.inventory import ModelRow
-from models_admin.remote import ModelCard
+from models_admin.remote import Capabilities, ModelCard
 
 
 def escape(value: object) -> str:
@@ -58,6 +58,12 @@ def _model_url_parts(name: str, script_prefix: str) -> tuple[str, str]:
     return head, tail
 
 
+@functools.lru_cache(maxsize=32)
+def _escaped_url_parts(name: str, script_prefix: str) -> tuple[str, str]:
+    head, tail = _model_url_parts(name, script_prefix)
+    return escape(head), escape(tail)
+
+
 def model_url(name: str, model_id: str) -> str:
     """``{% url 'models_admin:<name>' model_id %}`` for the model pages, without resolving
     the URL pattern again for every row (the list renders five such links per row).
@@ -72,21 +78,31 @@ def quote_id(model_id: str) -> str:
 
 
 class _Urls:
-    """A row's links: the id quoted once for all five."""
+    """A row's links, escaped: the id quoted and escaped once for all five (escaping a
+    concatenation is concatenating the escaped parts)."""
 
     __slots__ = ("quoted", "prefix")
 
     def __init__(self, model_id: str) -> None:
-        self.quoted = quote_id(model_id)
+        self.quoted = escape(quote_id(model_id))
         self.prefix = get_script_prefix()
 
     def __call__(self, name: str) -> str:
-        head, tail = _model_url_parts(name, self.prefix)
-        return escape(head + self.quoted + tail)
+        head, tail = _escaped_url_parts(name, self.prefix)
+        return head + self.quoted + tail
 
 
 def capability_label(flag: str) -> str:
     return _CAPABILITY_LABELS.get(flag, flag.replace("_", " "))
+
+
+@functools.lru_cache(maxsize=64)
+def _badges(capabilities: Capabilities) -> str:
+    """A row's capability badges: an inventory has a handful of distinct sets."""
+    return "".join(
+        f'<span class="badge cap">{escape(capability_label(flag))}</span>'
+        for flag in capabilities.ordered
+    )
 
 
 def _day(value: datetime) -> str:
@@ -159,18 +175,13 @@ def render_row(row: ModelRow, context: Context) -> str:
     out.append('\n  </td>\n  <td class="col-root">')
     out.append(f"<code>{escape(root)}</code>" if root else '<span class="muted">—</span>')
     out.append('</td>\n  <td class="caps col-caps">')
-    out.extend(
-        f'<span class="badge cap">{escape(capability_label(flag))}</span>'
-        for flag in card.capabilities.ordered
-    )
+    out.append(_badges(card.capabilities))
     out.append('</td>\n  <td class="col-created">')
     created = card.created_at if card.is_fine_tuned else None
     if created:
         local = template_localtime(created)  # once for both: it looks up the time zone
-        out.append(
-            f'<time class="date" datetime="{escape(local.isoformat())}">'
-            f"{escape(_ymd(local))}</time>"
-        )
+        # Digits, "-", ":", "T", "." and "+": nothing to escape.
+        out.append(f'<time class="date" datetime="{local.isoformat()}">{_ymd(local)}</time>')
     else:
         out.append(NO_DATE)
     out.append('</td>\n  <td class="row-actions"><div class="actions">\n    ')
