@@ -130,6 +130,31 @@ class TestOutsideChanges:
         assert "0 outside change(s) recorded" in run_sync()
         assert len(outside()) == 1
 
+    def test_a_changed_model_s_snapshot_row_is_rewritten_field_by_field(self, synced, sandbox):
+        card = fine_tuned(sandbox, archived=False)
+        path = f"/v1/fine_tuning/models/{card['id']}"
+        before = ModelSnapshot.objects.get(model_id=card["id"])
+        upstream(sandbox, "PATCH", path, json={"name": "new é", "description": "d\u00e9crit"})
+        upstream(sandbox, "POST", f"{path}/archive")
+
+        run_sync()
+
+        after = ModelSnapshot.objects.get(model_id=card["id"])
+        assert (after.pk, after.name, after.description, after.archived) == (
+            before.pk,
+            "new é",
+            "décrit",
+            True,
+        )
+        assert (after.card["name"], after.card["description"], after.card["archived"]) == (
+            "new é",
+            "décrit",
+            True,
+        )
+        assert after.card["id"] == card["id"] and after.seen_at > before.seen_at
+        untouched = ModelSnapshot.objects.exclude(pk=before.pk)
+        assert not untouched.filter(seen_at__gt=before.seen_at).exists()
+
     def test_a_model_added_outside(self, synced, sandbox):
         added = upstream(sandbox, "POST", "/_sandbox/models", json={"name": "brand-new"})
         run_sync()
