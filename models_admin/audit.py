@@ -40,7 +40,7 @@ from models_admin import remote, roles, storable
 from models_admin.audit_append import insert, insert_many
 from models_admin.audit_hash import HASH_VERSION, canonical
 from models_admin.http import client_ip
-from models_admin.models import ApiCredential, AuditEntry, ModelSnapshot
+from models_admin.models import ApiCredential, AuditChainHead, AuditEntry, ModelSnapshot
 
 if TYPE_CHECKING:
     from models_admin.http import AuthedRequest
@@ -194,17 +194,20 @@ def _appending(make: Callable[P, AuditEntry]) -> Callable[P, AuditEntry]:
 append = _appending(new_entry)
 
 
-def append_many(entries: list[AuditEntry]) -> list[AuditEntry]:
+def append_many(
+    entries: list[AuditEntry], *, head: AuditChainHead | None = None
+) -> list[AuditEntry]:
     """Append entries made by ``new_entry`` (self-contained ones: no ``attempt``) in one
-    transaction: the chain head is locked once and the rows are inserted in bulk."""
+    transaction: the chain head is locked once and the rows are inserted in bulk.
+    ``head``: the head a caller's transaction holds locked (``audit_append.lock_head``)."""
     if not entries:
         return entries
     try:
-        return insert_many(entries)
+        return insert_many(entries, head)
     except DataError:
         for entry in entries:
             _make_storable(entry, escape=True)
-        return insert_many(entries)
+        return insert_many(entries, head)
 
 
 def event(

@@ -58,11 +58,13 @@ def insert(entry: AuditEntry) -> AuditEntry:
     return entry
 
 
-def insert_many(entries: list[AuditEntry]) -> list[AuditEntry]:
+def insert_many(entries: list[AuditEntry], head: AuditChainHead | None = None) -> list[AuditEntry]:
     """Link and insert self-contained entries (no ``attempt``) in one transaction: the
-    head is locked once and the rows are inserted in bulk."""
+    head is locked once and the rows are inserted in bulk. ``head``: the head row as
+    ``lock_head`` gave it to the caller's transaction, still locked (not read again)."""
     with transaction.atomic():
-        head = lock_head()
+        if head is None:
+            head = lock_head()
         now = timezone.now()
         seq, prev = head.seq, head.hash
         for entry in entries:

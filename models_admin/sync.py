@@ -59,6 +59,9 @@ logger = logging.getLogger(__name__)
 
 # How many listed ids are looked up to find the workspace a key belongs to.
 SAMPLE = 200
+# A sync that adds this many snapshot rows (a baseline) refreshes PostgreSQL's
+# statistics of the table (_analyze).
+ANALYZE_AFTER = 1000
 
 
 class SyncFailed(Exception):
@@ -188,8 +191,8 @@ def sync_key(credential: ApiCredential, api_key: str) -> KeyResult:
         finished_at,
     )
     with transaction.atomic():
-        audit_append.lock_head()  # one comparison at a time, and no append in between
-        _compare(listing, finished_seq, result)
+        head = audit_append.lock_head()  # one comparison at a time, and no append in between
+        _compare(listing, finished_seq, result, head)
     return result
 
 
@@ -245,9 +248,10 @@ def _workspace(listing: _Listing) -> SyncWorkspace:
     return workspace
 
 
-def _compare(listing: _Listing, finished_seq: int, result: KeyResult) -> None:
+def _compare(listing: _Listing, finished_seq: int, result: KeyResult, head: AuditChainHead) -> None:
     """Compare the list with the workspace's snapshot, record what the dashboard does
-    not explain, and keep the list as the new snapshot."""
+    not explain, and keep the list as the new snapshot. ``head``: the audit chain's head,
+    locked for the comparison, which the entries are appended to."""
     workspace = _workspace(listing)
     result.workspace = workspace.pk
     previous_at = workspace.list_started_at
@@ -294,7 +298,7 @@ def _compare(listing: _Listing, finished_seq: int, result: KeyResult) -> None:
         [(stored[row[0]].pk, seen) for row, seen in changed],
         [stored[row[0]].pk for row in gone],
     )
-    audit.append_many(entries)
+    audit.append_many(entries, head=head)
     result.recorded = len(entries)
     workspace.list_started_at, workspace.list_finished_at = listing.started_at, listing.finished_at
     workspace.list_started_seq = listing.started_seq
@@ -350,6 +354,18 @@ def _save_snapshot(
     _update([_snapshot(workspace, seen, now, pk=pk) for pk, seen in changed])
     for start in range(0, len(gone), BATCH):
         ModelSnapshot.objects.filter(pk__in=gone[start : start + BATCH]).delete()
+    if len(new) >= ANALYZE_AFTER and connection.vendor == "postgresql":
+        _analyze()
+
+
+def _analyze() -> None:
+    """Refresh PostgreSQL's statistics of the snapshot table after a bulk load (what its
+    documentation advises): until autovacuum gets to it, the planner knows nothing of
+    the rows just written and answers the workspace lookup (``_workspace``: a sample of
+    ids) by scanning the whole table, 4-7 ms at 10,000 rows instead of 0.3 with the
+    index. ANALYZE may run in a transaction and blocks neither reads nor writes."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(ModelSnapshot._meta.db_table)}")
 
 
 _UPDATED: Final = [

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 
 from models_admin import audit, audit_chain, remote, services, sync, upkeep
 from models_admin.audit import Action, Actor, Kind, Outcome
@@ -154,6 +155,23 @@ class TestOutsideChanges:
         assert after.card["id"] == card["id"] and after.seen_at > before.seen_at
         untouched = ModelSnapshot.objects.exclude(pk=before.pk)
         assert not untouched.filter(seen_at__gt=before.seen_at).exists()
+
+    def test_a_baseline_refreshes_postgresql_s_statistics_and_a_usual_sync_does_not(
+        self, alice, sandbox, monkeypatch
+    ):
+        monkeypatch.setattr(sync, "ANALYZE_AFTER", 5)  # the sandbox's workspace is small
+
+        with CaptureQueriesContext(connection) as baseline:
+            run_sync()
+        with CaptureQueriesContext(connection) as usual:
+            rename(sandbox, fine_tuned(sandbox)["id"], "renamed")
+            run_sync()
+
+        def analyzed(queries: CaptureQueriesContext) -> bool:
+            return any(q["sql"].startswith("ANALYZE") for q in queries.captured_queries)
+
+        assert analyzed(baseline) == (connection.vendor == "postgresql")
+        assert not analyzed(usual)
 
     def test_a_model_added_outside(self, synced, sandbox):
         added = upstream(sandbox, "POST", "/_sandbox/models", json={"name": "brand-new"})
