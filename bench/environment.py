@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,22 @@ def machine_info(paths: Paths) -> dict[str, Any]:
         "settings": SETTINGS_MODULE,
         "bulk_concurrency": settings.BULK_CONCURRENCY,
         "model_list_cache_seconds": settings.MODEL_LIST_CACHE_SECONDS,
+        "python_loop_seconds": python_loop_seconds(),
     }
+
+
+def python_loop_seconds(additions: int = 5_000_000, tries: int = 3) -> float:
+    """The machine's speed per core, to compare runs made on different machines: the
+    best of ``tries`` pure-Python loops of ``additions`` additions. Ratios cancel a
+    machine's speed, not the page's fixed costs against the upstream call's latency."""
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        total = 0
+        for i in range(additions):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
 
 
 def _git_state() -> dict[str, Any]:
