@@ -307,9 +307,9 @@ def _compare(listing: _Listing, finished_seq: int, result: KeyResult, head: Audi
     workspace.save()
 
 
-_SNAPSHOT = (
-    "SELECT model_id, name, description, archived FROM "  # noqa: S608
-    f"{connection.ops.quote_name(ModelSnapshot._meta.db_table)} WHERE workspace_id = %s"
+_TABLE: Final = connection.ops.quote_name(ModelSnapshot._meta.db_table)
+_SNAPSHOT: Final = (
+    f"SELECT model_id, name, description, archived FROM {_TABLE} WHERE workspace_id = %s"  # noqa: S608
 )
 
 
@@ -365,7 +365,7 @@ def _analyze() -> None:
     ids) by scanning the whole table, 4-7 ms at 10,000 rows instead of 0.3 with the
     index. ANALYZE may run in a transaction and blocks neither reads nor writes."""
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {connection.ops.quote_name(ModelSnapshot._meta.db_table)}")
+        cursor.execute(f"ANALYZE {_TABLE}")
 
 
 _UPDATED: Final = [
@@ -373,8 +373,7 @@ _UPDATED: Final = [
     for name in ("name", "description", "archived", "card", "seen_at")
 ]
 _UPDATE: Final = "UPDATE {} SET {} WHERE id = %s".format(  # noqa: S608  # names only
-    connection.ops.quote_name(ModelSnapshot._meta.db_table),
-    ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in _UPDATED),
+    _TABLE, ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in _UPDATED)
 )
 
 
