@@ -28,6 +28,7 @@ from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.db.models import F, Model, QuerySet, Subquery
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from models_admin.compiled import CompiledLookup
 from models_admin.inventory import safe_cache
 from models_admin.models import AccessGeneration, ApiCredential
 
@@ -40,6 +41,10 @@ def users() -> QuerySet[User]:
     """Users, each with the access generation read in the same query."""
     current = AccessGeneration.objects.filter(pk=1).values("value")[:1]
     return User._default_manager.annotate(**{GENERATION: Subquery(current)})
+
+
+# The request's user by id, with the generation: every request's one query.
+_user_by_id: CompiledLookup[User] = CompiledLookup(User, lambda pk: users().filter(pk=pk))
 
 
 def current() -> int | None:
@@ -93,7 +98,11 @@ class CachedAccess(ModelBackend):
     kept in the cache (what ``user.has_perm`` reads: two queries per request otherwise)."""
 
     def get_user(self, user_id: Any) -> User | None:
-        user = users().filter(pk=user_id).first()
+        try:
+            pk = int(user_id)
+        except (TypeError, ValueError):
+            return None
+        user = _user_by_id.first(pk)
         return user if user is not None and self.user_can_authenticate(user) else None
 
     def get_all_permissions(

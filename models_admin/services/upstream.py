@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from models_admin import access, crypto, memory, remote
+from models_admin.compiled import CompiledLookup
 from models_admin.inventory import Inventory
 from models_admin.inventory import shared as inventories
 from models_admin.logging import register_secret
@@ -122,6 +123,12 @@ class UpstreamSession:
         inventories.forget(self._cache_key)
 
 
+# The user's stored key, read once per page that calls Mistral.
+_credential_of: CompiledLookup[ApiCredential] = CompiledLookup(
+    ApiCredential, lambda user_id: ApiCredential.objects.filter(user_id=user_id)
+)
+
+
 def cached_inventory_of(user: User) -> Inventory | None:
     """The user's key's inventory from the cache, without reading or decrypting the key:
     which inventory it reads is remembered with the access generation (access.py), so a
@@ -134,7 +141,7 @@ def cached_inventory_of(user: User) -> Inventory | None:
 def upstream_session(user: User, *, gate: remote.RateGate | None = None) -> UpstreamSession:
     """Mistral as the user, with their own stored key; ``gate`` is shared by the calls of
     a bulk job. Raises MissingApiKey or UndecryptableApiKey."""
-    credential = ApiCredential.objects.filter(user=user).first()
+    credential = _credential_of.first(user.pk)
     if credential is None:
         raise MissingApiKey()
     try:
