@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -272,6 +272,14 @@ class SafeCache:
     def set(self, key: str, value: object, timeout: float) -> bool:
         return not self._paused() and self._call("set", key, value, timeout) is not _FAILED
 
+    def set_many(self, entries: Mapping[str, object], timeout: float) -> bool:
+        """Set every entry, in one round trip on Redis (and atomically: one MSET); True
+        when all of them were stored."""
+        if self._paused():
+            return False
+        failed = self._call("set_many", entries, timeout)
+        return failed is not _FAILED and not failed
+
     def delete(self, key: str) -> bool:
         return self._call("delete", key) is not _FAILED
 
@@ -362,15 +370,17 @@ class SharedInventories:
         timeout = settings.MODEL_LIST_CACHE_SECONDS
         with self._lock:
             replaced = self._local.get(key)
-        # The inventory first, then the head that points to it: a reader never finds a
-        # head without its inventory (unless the cache evicted it: a miss).
         if body and not settings.MODEL_LIST_CACHE_BODIES:
             # A cache of this process alone (no Redis): no other process would read the
             # body, and this one keeps the inventory; the head is enough.
-            stored = True
+            stored = safe_cache.set(key, head, timeout)
         else:
-            stored = safe_cache.set(f"{key}:{head.token}", body or inventory, timeout)
-        if stored and safe_cache.set(key, head, timeout):
+            # The inventory and the head that points to it, together (one MSET on
+            # Redis): a reader never finds a head without its inventory (unless the
+            # cache evicted it: a miss), and the two cost one round trip.
+            entries = {f"{key}:{head.token}": body or inventory, key: head}
+            stored = safe_cache.set_many(entries, timeout)
+        if stored:
             self._stale.discard(key)
             self._remember(key, inventory)
             if replaced is not None and replaced.version != head.token:

@@ -88,3 +88,37 @@ def test_a_shared_body_is_the_list_calls_bytes_in_redis_and_another_worker_reads
         "sk-…abcd",
         read_at,
     )
+
+
+def _command_calls(client: redis_py.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in stats.items()}
+
+
+def test_the_body_and_its_head_are_written_together_in_one_round_trip(redis):
+    cards = remote.read_model_list(BODY)
+    inventory = Inventory.build(cards)
+    client = redis_py.Redis.from_url(redis.url)
+    client.config_resetstat()
+
+    SharedInventories().set("inv:alice", inventory, cards.raw)
+
+    calls = _command_calls(client)
+    # One MSET inside MULTI/EXEC (a reader never sees the head without its body), the
+    # expiries with it; no SET of either on its own.
+    assert calls.get("mset") == 1 and calls.get("exec") == 1
+    assert "set" not in calls
+    assert client.ttl(cache.make_key("inv:alice")) > 0
+    assert client.ttl(cache.make_key(f"inv:alice:{inventory.version}")) > 0
+
+
+def test_a_cache_that_fails_while_writing_them_keeps_nothing(redis):
+    cards = remote.read_model_list(BODY)
+    inventory = Inventory.build(cards)
+    here = SharedInventories()
+    redis.stop()
+
+    here.set("inv:alice", inventory, cards.raw)
+
+    assert here._local == {}  # not remembered as shared: the next page reads the list
+    assert here.get("inv:alice") is None
