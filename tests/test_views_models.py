@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from urllib.parse import urlencode
 
 import pytest
 from django.urls import reverse
@@ -221,6 +223,27 @@ class TestModelList:
         assertContains(response, '<option value="yes" selected>Archived</option>', html=True)
         assertContains(response, '<option value="completion_fim">fill-in-the-middle</option>')
         assertContains(response, '<label for="id_q">Search</label>')
+
+    def test_the_bulk_form_carries_the_filters_as_they_were_given(self, as_alice, sandbox):
+        query = {"q": 'a"<b>', "type": "fine-tuned", "sort": "name", "page": "1"}
+
+        response = as_alice.get(f"{url('model_list')}?{urlencode(query)}&q=sql")
+        bulk_form = response.content.decode().split('id="bulk-form"', 1)[1].split("</form>")[0]
+        carried = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', bulk_form)
+        assert [name for name, _ in carried[:2]] == ["csrfmiddlewaretoken", "back"]
+
+        # What each visible field's value renders: the last value given, escaped, or "".
+        assert carried[2:] == [
+            ("q", "sql"),
+            ("type", "fine-tuned"),
+            ("archived", ""),
+            ("root", ""),
+            ("capability", ""),
+            ("sort", "name"),
+        ]
+        # An invalid sort falls back to the default, and is carried along as given.
+        hostile = as_alice.get(url("model_list"), {"sort": 'a"<b>'}).content.decode()
+        assert '<input type="hidden" name="sort" value="a&quot;&lt;b&gt;">' in hostile
 
     def test_sort_links_keep_the_filters_and_toggle(self, as_alice):
         response = as_alice.get(url("model_list"), {"q": "sql", "sort": "name", "page": "1"})
