@@ -1,6 +1,6 @@
 """remote.wire: the one-pass reading of a list gives exactly what the tolerant reader
 gives, card for card, whatever the body holds (each odd shape below sends the body, or
-one entry, down another path)."""
+one entry, down another path), whether the body is decoded whole or entry by entry."""
 
 from __future__ import annotations
 
@@ -19,6 +19,15 @@ from models_admin.sandbox import seed
 CARDS = seed.inventory("sandbox-wire", 12).cards
 BASE = next(c for c in CARDS if c["type"] == "base")
 FINE = next(c for c in CARDS if c["type"] == "fine-tuned")
+
+
+@pytest.fixture(autouse=True, params=["whole", "by entry"])
+def reading(request, monkeypatch) -> str:
+    """Every test reads its bodies both ways: a body of a few thousand cards is decoded
+    in one call, a larger one entry by entry (wire.WHOLE_BODY_MAX)."""
+    if request.param == "by entry":
+        monkeypatch.setattr(wire, "WHOLE_BODY_MAX", 0)
+    return request.param
 
 
 def changed(card: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -150,3 +159,20 @@ def test_the_fast_structs_name_every_field_the_cards_read():
     known |= remote.FineTunedModelCard.OWN_FIELDS
 
     assert set(wire._Card.__struct_fields__) == known
+
+
+def test_a_body_is_decoded_whole_up_to_the_limit_and_entry_by_entry_above_it(reading, monkeypatch):
+    decoded_whole: list[int] = []
+    real = wire._whole_body
+
+    def whole_body(raw: bytes) -> remote.ModelList | None:
+        decoded_whole.append(len(raw))
+        return real(raw)
+
+    monkeypatch.setattr(wire, "_whole_body", whole_body)
+    raw = body(*CARDS)
+
+    cards = remote.read_model_list(raw)
+
+    assert len(cards) == len(CARDS)
+    assert decoded_whole == ([] if reading == "by entry" else [len(raw)])
