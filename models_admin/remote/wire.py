@@ -52,7 +52,7 @@ class _Card(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     name: str | None = None
     description: str | None = None
     max_context_length: int | None = None
-    aliases: list[str] | None = None
+    aliases: tuple[str, ...] | None = None  # a tuple: "[]" decodes to the one empty tuple
     deprecation: str | None = None
     deprecation_replacement_model: str | None = None
     default_model_temperature: float | None = None
@@ -157,7 +157,7 @@ def _make(w: _Card, capabilities: _Capabilities, shared: dict[Any, Any]) -> Mode
         w.name,
         w.description,
         shared.setdefault(context, context),
-        tuple(w.aliases) if w.aliases else NO_STRINGS,
+        w.aliases or NO_STRINGS,
         None if deprecation is None else _deprecation(deprecation),
         w.deprecation_replacement_model,
         None if temperature is None else float(temperature),
