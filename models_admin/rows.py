@@ -18,11 +18,12 @@ from datetime import datetime
 from html import escape as _escape
 from urllib.parse import quote
 
+from django.conf import settings
 from django.template.context import Context
 from django.urls import get_script_prefix, reverse
 from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.text import slugify
-from django.utils.timezone import template_localtime  # type: ignore[attr-defined]
+from django.utils.timezone import get_current_timezone, is_aware
 
 from models_admin import fragments
 from models_admin.inventory import ModelRow
@@ -83,9 +84,9 @@ class _Urls:
 
     __slots__ = ("quoted", "prefix")
 
-    def __init__(self, model_id: str) -> None:
+    def __init__(self, model_id: str, prefix: str) -> None:
         self.quoted = escape(quote_id(model_id))
-        self.prefix = get_script_prefix()
+        self.prefix = prefix
 
     def __call__(self, name: str) -> str:
         head, tail = _escaped_url_parts(name, self.prefix)
@@ -103,11 +104,6 @@ def _badges(capabilities: Capabilities) -> str:
         f'<span class="badge cap">{escape(capability_label(flag))}</span>'
         for flag in capabilities.ordered
     )
-
-
-def _day(value: datetime) -> str:
-    """``value|date:"Y-m-d"``"""
-    return _ymd(template_localtime(value))
 
 
 def _ymd(local: datetime) -> str:
@@ -133,90 +129,114 @@ def type_label(card: ModelCard) -> str:
 def render_row(row: ModelRow, context: Context) -> str:
     """One ``<tr>``: ``context`` gives the abilities, the CSRF token (or its hole in a
     shared fragment) and where the row's forms lead back to."""
-    card = row.card
-    can_change = context.get("can_change")
-    ident = escape(card.id)
-    shown = escape(card.display_name)
-    out = [f'<tr data-model-id="{ident}">\n  ']
-    if can_change:
-        out.append('<td class="select">')
-        if card.is_fine_tuned:
+    return RowRenderer(context)(row)
+
+
+class RowRenderer:
+    """Renders rows for one context: what every row shares (the abilities, the CSRF
+    input, the back link, the URL prefix, the time zone) is read from it once."""
+
+    __slots__ = ("can_change", "can_delete", "csrf_input", "next_input", "prefix", "tz")
+
+    def __init__(self, context: Context) -> None:
+        self.can_change = bool(context.get("can_change"))
+        self.can_delete = bool(context.get("can_delete"))
+        self.csrf_input = _csrf_input(context)
+        self.next_input = f'<input type="hidden" name="next" value="{escape(_row_next(context))}">'
+        self.prefix = get_script_prefix()
+        self.tz = get_current_timezone() if settings.USE_TZ else None
+
+    def __call__(self, row: ModelRow) -> str:
+        card = row.card
+        can_change = self.can_change
+        ident = escape(card.id)
+        shown = escape(card.display_name)
+        out = [f'<tr data-model-id="{ident}">\n  ']
+        if can_change:
+            out.append('<td class="select">')
+            if card.is_fine_tuned:
+                out.append(
+                    f'<input type="checkbox" name="ids" value="{ident}" form="bulk-form" '
+                    f'aria-label="Select {shown}">'
+                )
+            out.append("</td>")
+        urls = _Urls(card.id, self.prefix)
+        detail = urls("model_detail")
+        out.append(
+            f'\n  <td class="name">\n    <a href="{detail}" hx-boost="false">{shown}</a>\n    '
+        )
+        if card.name:
+            out.append(f'<code class="id">{ident}</code>')
+        out.append("\n    ")
+        if card.problems:
+            out.append(f'<span class="flagged" role="note">{escape(card.problem_message)}.</span>')
+        out.append("\n    ")
+        if row.aliases:
+            aliases = ", ".join(f"<code>{escape(a)}</code>" for a in row.aliases)
+            out.append(f'<span class="aliases">also: {aliases}</span>')
+        archived = getattr(card, "archived", False)
+        out.append(
+            f'\n  </td>\n  <td class="col-type">\n    <span class="badge type-{_slug(card.type)}">'
+            f"{escape(type_label(card))}</span>\n    "
+        )
+        if archived:
+            out.append('<span class="badge archived">Archived</span>')
+        out.append("\n    ")
+        if card.deprecation:
             out.append(
-                f'<input type="checkbox" name="ids" value="{ident}" form="bulk-form" '
-                f'aria-label="Select {shown}">'
+                f'<span class="badge deprecated" title="Deprecated '
+                f'{escape(_ymd(self._local(card.deprecation)))}">Deprecated</span>'
             )
-        out.append("</td>")
-    urls = _Urls(card.id)
-    detail = urls("model_detail")
-    out.append(f'\n  <td class="name">\n    <a href="{detail}" hx-boost="false">{shown}</a>\n    ')
-    if card.name:
-        out.append(f'<code class="id">{ident}</code>')
-    out.append("\n    ")
-    if card.problems:
-        out.append(f'<span class="flagged" role="note">{escape(card.problem_message)}.</span>')
-    out.append("\n    ")
-    if row.aliases:
-        aliases = ", ".join(f"<code>{escape(a)}</code>" for a in row.aliases)
-        out.append(f'<span class="aliases">also: {aliases}</span>')
-    archived = getattr(card, "archived", False)
-    out.append(
-        f'\n  </td>\n  <td class="col-type">\n    <span class="badge type-{_slug(card.type)}">'
-        f"{escape(type_label(card))}</span>\n    "
-    )
-    if archived:
-        out.append('<span class="badge archived">Archived</span>')
-    out.append("\n    ")
-    if card.deprecation:
-        out.append(
-            f'<span class="badge deprecated" title="Deprecated '
-            f'{escape(_day(card.deprecation))}">Deprecated</span>'
-        )
-    root = getattr(card, "root", "")
-    out.append('\n  </td>\n  <td class="col-root">')
-    out.append(f"<code>{escape(root)}</code>" if root else '<span class="muted">—</span>')
-    out.append('</td>\n  <td class="caps col-caps">')
-    out.append(_badges(card.capabilities))
-    out.append('</td>\n  <td class="col-created">')
-    created = card.created_at if card.is_fine_tuned else None
-    if created:
-        local = template_localtime(created)  # once for both: it looks up the time zone
-        # Digits, "-", ":", "T", "." and "+": nothing to escape.
-        out.append(f'<time class="date" datetime="{local.isoformat()}">{_ymd(local)}</time>')
-    else:
-        out.append(NO_DATE)
-    out.append('</td>\n  <td class="row-actions"><div class="actions">\n    ')
-    if card.is_fine_tuned and can_change:
-        out.append(_actions(urls, context, archived=bool(archived), shown=shown))
-    out.append("\n  </div></td>\n</tr>")
-    return "".join(out)
+        root = getattr(card, "root", "")
+        out.append('\n  </td>\n  <td class="col-root">')
+        out.append(f"<code>{escape(root)}</code>" if root else '<span class="muted">—</span>')
+        out.append('</td>\n  <td class="caps col-caps">')
+        out.append(_badges(card.capabilities))
+        out.append('</td>\n  <td class="col-created">')
+        created = card.created_at if card.is_fine_tuned else None
+        if created:
+            local = self._local(created)
+            # Digits, "-", ":", "T", "." and "+": nothing to escape.
+            out.append(f'<time class="date" datetime="{local.isoformat()}">{_ymd(local)}</time>')
+        else:
+            out.append(NO_DATE)
+        out.append('</td>\n  <td class="row-actions"><div class="actions">\n    ')
+        if card.is_fine_tuned and can_change:
+            out.append(self._actions(urls, archived=bool(archived), shown=shown))
+        out.append("\n  </div></td>\n</tr>")
+        return "".join(out)
 
+    def _local(self, value: datetime) -> datetime:
+        """What ``template_localtime`` gives: an aware time in the current time zone
+        (with USE_TZ), anything else as it is."""
+        return value.astimezone(self.tz) if self.tz is not None and is_aware(value) else value
 
-def _actions(urls: _Urls, context: Context, *, archived: bool, shown: str) -> str:
-    """Rename, archive or unarchive, and delete (for those who may)."""
-    edit = urls("model_edit")
-    rename = urls("model_row_rename")
-    action = urls("model_row_unarchive" if archived else "model_row_archive")
-    verb = "Unarchive" if archived else "Archive"
-    out = [
-        f'\n      <a class="button small" href="{edit}" hx-get="{rename}" '
-        'hx-target="closest tr" hx-swap="outerHTML" data-focus-key="rename" '
-        f'aria-label="Rename {shown}">Rename</a>\n      \n\n'
-        f'<form method="post" action="{action}" hx-post="{action}" hx-target="closest tr" '
-        'hx-swap="outerHTML">\n  ',
-        _csrf_input(context),
-        f'<input type="hidden" name="next" value="{escape(_row_next(context))}">\n'
-        f'  <button type="submit" data-focus-key="archive" class="small" '
-        f'aria-label="{verb} {shown}">{verb}</button>\n</form>\n\n      ',
-    ]
-    if context.get("can_delete"):
-        delete = urls("model_row_delete")
-        out.append(
-            f'\n      <a class="button small danger" href="{delete}" hx-get="{delete}" '
-            'hx-target="#dialog" hx-swap="innerHTML" '
-            f'aria-label="Delete {shown}">Delete</a>\n      '
-        )
-    out.append("\n    ")
-    return "".join(out)
+    def _actions(self, urls: _Urls, *, archived: bool, shown: str) -> str:
+        """Rename, archive or unarchive, and delete (for those who may)."""
+        edit = urls("model_edit")
+        rename = urls("model_row_rename")
+        action = urls("model_row_unarchive" if archived else "model_row_archive")
+        verb = "Unarchive" if archived else "Archive"
+        out = [
+            f'\n      <a class="button small" href="{edit}" hx-get="{rename}" '
+            'hx-target="closest tr" hx-swap="outerHTML" data-focus-key="rename" '
+            f'aria-label="Rename {shown}">Rename</a>\n      \n\n'
+            f'<form method="post" action="{action}" hx-post="{action}" hx-target="closest tr" '
+            'hx-swap="outerHTML">\n  ',
+            self.csrf_input,
+            f"{self.next_input}\n"
+            f'  <button type="submit" data-focus-key="archive" class="small" '
+            f'aria-label="{verb} {shown}">{verb}</button>\n</form>\n\n      ',
+        ]
+        if self.can_delete:
+            delete = urls("model_row_delete")
+            out.append(
+                f'\n      <a class="button small danger" href="{delete}" hx-get="{delete}" '
+                'hx-target="#dialog" hx-swap="innerHTML" '
+                f'aria-label="Delete {shown}">Delete</a>\n      '
+            )
+        out.append("\n    ")
+        return "".join(out)
 
 
 def _csrf_input(context: Context) -> str:

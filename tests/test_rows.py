@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from django.template import engines
 from django.template.context import Context
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from models_admin import remote
 from models_admin.inventory import Inventory
@@ -68,3 +70,23 @@ def test_the_tables_rows_are_what_the_row_template_gives_for_each():
 
     assert one_tag.render({**context, "rows": rows}) == each
     assert each.count("<tr ") == 2 and ">2027-01-15</time>" in each
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "America/Los_Angeles"])
+def test_dates_are_what_the_date_filter_gives_in_the_current_time_zone(zone):
+    # 2023-11-14 22:13:20 UTC: already the 15th in Kiritimati (UTC+14).
+    the_row = row(created=1700000000, deprecation="2023-11-14T23:30:00+00:00")
+    card = the_row.card
+    dates = engines["django"].from_string(
+        '{{ created|date:"c" }} {{ created|date:"Y-m-d" }} {{ deprecation|date:"Y-m-d" }}'
+    )
+
+    with timezone.override(zone):
+        html = render_row(the_row, Context({}))
+        iso, day, deprecated = dates.render(
+            {"created": card.created_at, "deprecation": card.deprecation}
+        ).split()
+
+    assert f'<time class="date" datetime="{iso}">{day}</time>' in html
+    assert f'title="Deprecated {deprecated}"' in html
+    assert (day == "2023-11-15") is (zone == "Pacific/Kiritimati")

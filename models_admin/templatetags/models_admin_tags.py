@@ -102,5 +102,6 @@ def model_row(context: Context, row: ModelRow) -> SafeString:
 def model_rows(context: Context, rows: Iterable[ModelRow]) -> SafeString:
     """The list rows of ``rows``, one after the other: what including _model_row.html
     for each gives, without an include per row."""
-    html = "".join(f"{row_markup.render_row(row, context)}\n" for row in rows)
+    render = row_markup.RowRenderer(context)
+    html = "".join(f"{render(row)}\n" for row in rows)
     return mark_safe(html)  # noqa: S308  # every value escaped there
