@@ -31,8 +31,9 @@ last compared with is dropped.
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Iterator
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
@@ -196,8 +197,18 @@ def sync_key(credential: ApiCredential, api_key: str) -> KeyResult:
     return result
 
 
+_HEAD_SEQ: Final = (
+    f"SELECT seq FROM {connection.ops.quote_name(AuditChainHead._meta.db_table)} "  # noqa: S608
+    "WHERE id = 1"
+)
+
+
 def _head_seq() -> int:
-    return AuditChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+    """The audit chain's head ``seq`` (a plain cursor: the ORM's query took 1.2 ms)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_HEAD_SEQ)
+        row = cursor.fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 @dataclass(slots=True)
@@ -258,7 +269,7 @@ def _compare(listing: _Listing, finished_seq: int, result: KeyResult, head: Audi
     if previous_at is not None and previous_at >= listing.started_at:
         result.status = "stale"
         return
-    known = _snapshot_rows(workspace)
+    known = kept_snapshots.get(workspace) or _snapshot_rows(workspace)
     listed, position = listing.seen, listing.positions.__getitem__
     # The ids of the rows that differ, found by hashing both sides in C: the Python
     # below sees only the models that appeared, changed or vanished.
@@ -300,11 +311,65 @@ def _compare(listing: _Listing, finished_seq: int, result: KeyResult, head: Audi
     )
     audit.append_many(entries, head=head)
     result.recorded = len(entries)
+    # The snapshot as it now stands: the listed rows, and the rows of listed models that
+    # could not be compared, kept as they were.
+    kept = {i: known[i] for i in listing.unreadable if i in known and i not in listed}
+    after_commit(kept_snapshots.keeper(workspace.pk, listing.started_at, {**kept, **listed}))
     workspace.list_started_at, workspace.list_finished_at = listing.started_at, listing.finished_at
     workspace.list_started_seq = listing.started_seq
     workspace.credential_masked = listing.credential.key_masked
     workspace.model_count = len(listing.seen) + len(listing.unreadable)
     workspace.save()
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the sync's transaction commits (never if it rolls back)."""
+    transaction.on_commit(callback)
+
+
+class KeptSnapshots:
+    """The snapshot each workspace was left with by the last sync this process
+    committed, so that the next sync of it here compares with that instead of reading
+    the rows back (10,000 of them: 8-10 ms on PostgreSQL, the comparison's largest
+    part). It is taken only while the workspace still carries that sync's
+    ``list_started_at``: snapshot rows are written by syncs alone, each under the audit
+    head's lock, and each moves it; a sync in another process, or one that rolled back,
+    leaves this copy unused. A few workspaces are kept (a 10,000-model one is about
+    3 MB)."""
+
+    def __init__(self, max_workspaces: int = 4) -> None:
+        self.max_workspaces = max_workspaces
+        self._kept: OrderedDict[int, tuple[datetime, dict[str, Row]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, workspace: SyncWorkspace) -> dict[str, Row] | None:
+        with self._lock:
+            kept = self._kept.get(workspace.pk)
+        if kept is None or workspace.list_started_at is None:
+            return None
+        started_at, rows = kept
+        return rows if started_at == workspace.list_started_at else None
+
+    def keeper(
+        self, workspace_id: int, started_at: datetime, rows: dict[str, Row]
+    ) -> Callable[[], None]:
+        """What keeps ``rows`` as the snapshot the sync started at ``started_at`` left."""
+
+        def keep() -> None:
+            with self._lock:
+                self._kept[workspace_id] = (started_at, rows)
+                self._kept.move_to_end(workspace_id)
+                while len(self._kept) > self.max_workspaces:
+                    self._kept.popitem(last=False)
+
+        return keep
+
+    def reset(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+kept_snapshots = KeptSnapshots()
 
 
 _TABLE: Final = connection.ops.quote_name(ModelSnapshot._meta.db_table)

@@ -19,7 +19,7 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from models_admin import audit_sql, roles, signals
+from models_admin import audit_sql, roles, signals, sync
 from models_admin.inventory import safe_cache
 from models_admin.inventory import shared as inventories
 from models_admin.models import ApiCredential, AuditEntry
@@ -120,10 +120,11 @@ def charlie(db, sandbox) -> User:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
-    """Each test starts with an empty cache (cached inventories), and with no cache
-    failure remembered from an earlier test."""
+    """Each test starts with an empty cache (cached inventories, the sync's kept
+    snapshots), and with no cache failure remembered from an earlier test."""
     safe_cache.reset()
     inventories.reset()
+    sync.kept_snapshots.reset()
     cache.clear()
     yield
     cache.clear()

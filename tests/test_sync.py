@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 from models_admin import audit, audit_chain, remote, services, sync, upkeep
 from models_admin.audit import Action, Actor, Kind, Outcome
-from models_admin.models import ApiCredential, AuditEntry, ModelSnapshot, SyncKey
+from models_admin.models import ApiCredential, AuditEntry, ModelSnapshot, SyncKey, SyncWorkspace
 from tests.conftest import ALICE_KEY, BOB_KEY, make_user
 from tests.helpers import add_odd_cards, fine_tuned, fine_tuned_cards
 from tests.workers import wait_until
@@ -63,6 +64,26 @@ def stored(user) -> tuple[ApiCredential, str]:
 def assert_chain_ok() -> None:
     report = audit_chain.verify_chain()
     assert report.ok, report.problem
+
+
+AFTER_COMMIT = sync.after_commit
+
+
+@pytest.fixture(autouse=True, params=["read back", "kept"])
+def snapshots(request, monkeypatch) -> str:
+    """Every test runs twice: comparing with the snapshot read back from the table, and
+    with the one this process kept from its last sync (sync.KeptSnapshots). A test's
+    transaction never commits, so "kept" keeps it at once, as a commit would."""
+    if request.param == "kept":
+        monkeypatch.setattr(sync, "after_commit", lambda callback: callback())
+    return request.param
+
+
+def snapshot_read(queries: CaptureQueriesContext) -> bool:
+    return any(
+        q["sql"].startswith("SELECT model_id, name, description, archived FROM")
+        for q in queries.captured_queries
+    )
 
 
 @pytest.fixture
@@ -273,6 +294,79 @@ class TestOutsideChanges:
         workspace.put_without_id({**fine_tuned(sandbox), "id": ""})
         run_sync()
         assert outside() == []
+
+
+class TestKeptSnapshots:
+    def test_the_next_sync_here_compares_with_the_snapshot_it_kept(
+        self, synced, sandbox, snapshots
+    ):
+        rename(sandbox, fine_tuned(sandbox)["id"], "renamed")
+
+        with CaptureQueriesContext(connection) as queries:
+            assert "1 outside change(s) recorded" in run_sync()
+
+        assert snapshot_read(queries) is (snapshots == "read back")
+
+    def test_the_kept_snapshot_is_the_table_s(self, synced, sandbox, snapshots):
+        cards = fine_tuned_cards(sandbox)
+        rename(sandbox, cards[0]["id"], "renamed")
+        upstream(sandbox, "DELETE", f"/v1/models/{cards[1]['id']}")
+        add_odd_cards(sandbox)  # one with archived "yes": listed, not compared, kept as was
+        run_sync()
+        workspace = SyncKey.objects.get().workspace
+
+        kept = sync.kept_snapshots.get(workspace)
+
+        assert (kept is not None) is (snapshots == "kept")
+        if kept is not None:
+            assert kept == sync._snapshot_rows(workspace)
+
+    def test_a_sync_in_another_process_makes_the_next_one_read_the_table(
+        self, synced, sandbox, snapshots, monkeypatch
+    ):
+        model_id = fine_tuned(sandbox)["id"]
+        rename(sandbox, model_id, "first")
+        with monkeypatch.context() as elsewhere:  # its snapshot never reaches this process
+            elsewhere.setattr(sync, "after_commit", lambda callback: None)
+            assert "1 outside change(s) recorded" in run_sync()
+        rename(sandbox, model_id, "second")
+
+        with CaptureQueriesContext(connection) as queries:
+            assert "1 outside change(s) recorded" in run_sync()
+
+        assert snapshot_read(queries)
+        first, second = (entry.changes["name"] for entry in outside())
+        assert (first[1], second) == ("first", ["first", "second"])
+
+    def test_it_is_kept_only_when_the_sync_commits(
+        self, synced, sandbox, django_capture_on_commit_callbacks, monkeypatch
+    ):
+        monkeypatch.setattr(sync, "after_commit", AFTER_COMMIT)
+        rename(sandbox, fine_tuned(sandbox)["id"], "renamed")
+        sync.kept_snapshots.reset()
+        workspace = SyncKey.objects.get().workspace
+
+        with django_capture_on_commit_callbacks() as callbacks:
+            run_sync()
+
+        workspace.refresh_from_db()
+        assert sync.kept_snapshots.get(workspace) is None  # not committed yet
+        for callback in callbacks:
+            callback()
+        assert sync.kept_snapshots.get(workspace) == sync._snapshot_rows(workspace)
+
+    def test_a_few_workspaces_are_kept(self):
+        keep = sync.KeptSnapshots(max_workspaces=2)
+        at = datetime(2026, 12, 1, tzinfo=UTC)
+        for pk in (1, 2, 3):
+            keep.keeper(pk, at, {"m": ("m", None, None, False)})()
+
+        def workspace(pk: int) -> SyncWorkspace:
+            return SyncWorkspace(pk=pk, list_started_at=at)
+
+        assert [keep.get(workspace(pk)) is not None for pk in (1, 2, 3)] == [False, True, True]
+        assert keep.get(SyncWorkspace(pk=3, list_started_at=at.replace(year=2027))) is None
+        assert keep.get(SyncWorkspace(pk=3, list_started_at=None)) is None
 
 
 class TestDashboardChanges:
