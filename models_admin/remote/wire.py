@@ -202,10 +202,10 @@ def read_model_list(body: bytes, *, status: int = 200, log: bool = True) -> Mode
     capabilities = _Capabilities()
     shared: dict[Any, Any] = {}
     try:
-        # A larger body, one entry at a time: each entry's struct (and the strings only it needed) is
-        # freed before the next is decoded, so the memory it took is reused at once;
-        # decoding every entry first left ~2.4 MB of holes between the cards kept
-        # (10,000 models), which a worker's RSS kept for good.
+        # A larger body, one entry at a time: each entry's struct (and the strings only
+        # it needed) is freed before the next is decoded, so the memory it took is
+        # reused at once; decoding every entry first left ~2.4 MB of holes between the
+        # cards kept (10,000 models), which a worker's RSS kept for good.
         return ModelList(
             [_make(_card.decode(raw), capabilities, shared) for raw in entries], (), raw=body
         )
